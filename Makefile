@@ -1,0 +1,49 @@
+# Codespace Hub. `make run` starts the hub on 127.0.0.1; `make test` runs the tests.
+# Every target installs what it needs first and is safe to run again.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+TOOLS := .tools
+PYTEST_ARGS ?=
+
+.PHONY: install install-system install-node run test bench lint clean
+
+## install: .venv with the project (editable) and its platform/test/dev dependencies, Node tools
+install: $(VENV)/.installed install-node
+
+$(VENV)/.installed: setup.cfg pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel
+	$(BIN)/python -m pip install --quiet -e '.[platform,test,dev]'
+	@touch $@
+
+## install-node: configurable-http-proxy, code-server and playwright-core under .tools/
+install-node:
+	@bash scripts/install-node.sh $(TOOLS)
+
+## install-system: Debian packages the tests use (git, sshd, chromium, ripgrep); only as root
+install-system:
+	@bash scripts/install-system.sh
+
+## run: install, then start the hub on 127.0.0.1 and print the URL and how to log in
+run: install
+	$(BIN)/codespace-hub $(HUB_ARGS)
+
+## test: install test dependencies (Debian and npm packages when root), then run pytest
+test: install-system install
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## bench: print speed ratios against baselines measured in the same run
+bench: install
+	@set -e; for script in benchmarks/bench_*.py; do $(BIN)/python $$script; done
+
+## lint: ruff and the import-linter contracts
+lint: $(VENV)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+
+clean:
+	rm -rf $(VENV) $(TOOLS) build *.egg-info

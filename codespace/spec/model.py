@@ -1,0 +1,253 @@
+"""The resolved Codespace model: one description of a repository's environment.
+
+A superset of devcontainer.json: every name that devcontainer.json has keeps its
+devcontainer spelling (camelCase); our additions (``python``, ``apt``, ``datasets``,
+``resources.gpu``, ``jobs``, ``deploy``, ``lifetime``) follow the same style.
+
+Everything downstream (local spawner, Kubernetes builders, jobs, deploy) consumes
+:class:`Codespace`; nothing downstream reads a configuration file itself.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+MEMORY_QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T|k|kb|mb|gb|tb|KB|MB|GB|TB)?$")
+
+
+class _Model(BaseModel):
+    """Strict base: unknown keys are errors, names are the devcontainer spellings."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=False)
+
+
+# A lifecycle command: a shell string, an argv list, or a map of named commands
+# (each a string or argv list) that run in parallel in the devcontainer spec.
+ArgvOrShell = str | list[str]
+Command = str | list[str] | dict[str, ArgvOrShell]
+
+
+class Build(_Model):
+    dockerfile: str | None = Field(None, description="Dockerfile path (relative to its config file)")
+    context: str | None = Field(None, description="Build context directory")
+    args: dict[str, str] = Field(default_factory=dict, description="Docker build arguments")
+    target: str | None = Field(None, description="Multi-stage build target")
+    cacheFrom: str | list[str] | None = Field(None, description="Images to use as build cache")
+    options: list[str] = Field(default_factory=list, description="Extra build options")
+
+
+class Python(_Model):
+    version: str | None = Field(None, description="Python version, e.g. '3.11'")
+    requirements: list[str] = Field(
+        default_factory=list, description="Requirement or lock files, relative to the repo root"
+    )
+    manager: Literal["uv", "pip", "conda"] = Field("uv", description="How the env is built")
+
+    @field_validator("version")
+    @classmethod
+    def _version(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"3(\.\d+){0,2}", str(value)):
+            raise ValueError(f"python version {value!r} is not a Python 3 version such as '3.11'")
+        return value
+
+
+class Port(_Model):
+    port: int = Field(..., ge=1, le=65535, description="TCP port inside the codespace")
+    label: str | None = None
+    visibility: Literal["private", "user", "public"] = Field(
+        "private", description="private: owner only; user: users of the hub; public: anyone"
+    )
+    protocol: Literal["http", "https"] | None = None
+    onAutoForward: Literal["notify", "openBrowser", "openPreview", "silent", "ignore"] | None = None
+
+
+class VSCode(_Model):
+    extensions: list[str] = Field(default_factory=list, description="Extension IDs (publisher.name)")
+    settings: dict[str, Any] = Field(default_factory=dict)
+
+
+class Customizations(BaseModel):
+    """Tool-specific settings; other tools' keys are kept as given."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+    vscode: VSCode = Field(default_factory=VSCode)
+
+
+GpuSharing = Literal["exclusive", "time-slicing", "mig", "hami", "vgpu"]
+
+
+class GpuRequest(_Model):
+    count: int | None = Field(None, ge=1, description="Whole GPUs")
+    fraction: float | None = Field(None, gt=0, le=1, description="Share of one GPU, in (0, 1]")
+    memory: str | None = Field(None, description="GPU memory, e.g. '10Gi'")
+    sharing: GpuSharing | None = Field(None, description="Preferred sharing technology")
+    optional: bool = Field(False, description="Start without a GPU when none can be had")
+
+    @field_validator("memory")
+    @classmethod
+    def _memory(cls, value: str | None) -> str | None:
+        if value is not None and not MEMORY_QUANTITY.fullmatch(str(value)):
+            raise ValueError(f"GPU memory {value!r} is not a quantity such as '10Gi'")
+        return value
+
+    @model_validator(mode="after")
+    def _one_amount(self) -> GpuRequest:
+        if self.count is not None and self.fraction is not None:
+            raise ValueError("give either count or fraction, not both")
+        if self.count is None and self.fraction is None and self.memory is None:
+            self.count = 1
+        return self
+
+
+class Resources(_Model):
+    cpu: float | str | None = Field(None, description="CPU cores, e.g. 2 or '500m'")
+    memory: str | None = Field(None, description="Memory, e.g. '8Gi'")
+    storage: str | None = Field(None, description="Workspace storage, e.g. '20Gi'")
+    gpu: GpuRequest | None = Field(
+        None, description="true, a count, or {count | fraction | memory, sharing, optional}"
+    )
+
+    @field_validator("gpu", mode="before")
+    @classmethod
+    def _gpu_shorthand(cls, value: Any) -> Any:
+        if value is True:
+            return {"count": 1}
+        if value is False or value == 0:
+            return None
+        if isinstance(value, int) and not isinstance(value, bool):
+            return {"count": value}
+        if isinstance(value, float):
+            return {"fraction": value} if value < 1 else {"count": int(value)}
+        return value
+
+    @field_validator("memory", "storage")
+    @classmethod
+    def _quantity(cls, value: str | None) -> str | None:
+        if value is not None and not MEMORY_QUANTITY.fullmatch(str(value)):
+            raise ValueError(f"{value!r} is not a quantity such as '8Gi'")
+        return value
+
+
+class Dataset(_Model):
+    name: str = Field(..., description="Dataset name (a DNS-1123 label)")
+    mountPath: str | None = Field(None, description="Absolute mount path; default /datasets/<name>")
+    readOnly: bool = True
+    prewarm: bool | list[str] = Field(False, description="Prewarm all, or these paths, at start")
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not DNS1123_LABEL.fullmatch(value):
+            raise ValueError(
+                f"dataset name {value!r} must be a DNS-1123 label: lowercase letters, digits "
+                "and '-', starting and ending with a letter or digit, at most 63 characters"
+            )
+        return value
+
+    @field_validator("mountPath")
+    @classmethod
+    def _mount_path(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        if not value.startswith("/"):
+            raise ValueError(f"mountPath {value!r} must be an absolute path")
+        if ".." in value.split("/"):
+            raise ValueError(f"mountPath {value!r} must not contain '..'")
+        return value
+
+    @property
+    def mount_path(self) -> str:
+        return self.mountPath or f"/datasets/{self.name}"
+
+
+class Lifetime(_Model):
+    idleTimeout: int | None = Field(None, ge=0, description="Seconds idle before the server stops")
+
+    @field_validator("idleTimeout", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            match = re.fullmatch(r"\s*(\d+)\s*([smhd]?)\s*", value)
+            if not match:
+                raise ValueError(f"idleTimeout {value!r} is not a duration such as '30m' or 3600")
+            number, unit = int(match[1]), match[2] or "s"
+            return number * {"s": 1, "m": 60, "h": 3600, "d": 86400}[unit]
+        return value
+
+
+class Secret(_Model):
+    description: str | None = None
+    documentationUrl: str | None = None
+
+
+LIFECYCLE_COMMANDS = (
+    "initializeCommand",
+    "onCreateCommand",
+    "updateContentCommand",
+    "postCreateCommand",
+    "postStartCommand",
+    "postAttachCommand",
+)
+
+# Keys whose value defines the built environment (covered by the environment hash).
+ENVIRONMENT_KEYS = ("image", "build", "python", "apt", "features", "onCreateCommand",
+                    "updateContentCommand")
+
+
+class Codespace(_Model):
+    """The resolved description of one repository's codespace."""
+
+    name: str | None = None
+    image: str | None = Field(None, description="Base image (Kubernetes mode)")
+    build: Build | None = None
+    python: Python = Field(default_factory=Python)
+    apt: list[str] = Field(default_factory=list, description="Debian packages")
+    features: dict[str, Any] = Field(default_factory=dict, description="Dev container features")
+    initializeCommand: Command | None = None
+    onCreateCommand: Command | None = None
+    updateContentCommand: Command | None = None
+    postCreateCommand: Command | None = None
+    postStartCommand: Command | None = None
+    postAttachCommand: Command | None = None
+    containerEnv: dict[str, str] = Field(default_factory=dict)
+    remoteEnv: dict[str, str | None] = Field(default_factory=dict)
+    secrets: dict[str, Secret] = Field(
+        default_factory=dict, description="Declared secret names; values are never stored here"
+    )
+    ports: list[Port] = Field(default_factory=list)
+    customizations: Customizations = Field(default_factory=Customizations)
+    resources: Resources = Field(default_factory=Resources)
+    datasets: list[Dataset] = Field(default_factory=list)
+    jobs: dict[str, Any] = Field(default_factory=dict, description="Job defaults")
+    deploy: dict[str, Any] = Field(default_factory=dict, description="Deploy defaults")
+    lifetime: Lifetime = Field(default_factory=Lifetime)
+    workspaceFolder: str | None = None
+    start: str | None = Field(None, description="repo2docker 'start' script, relative path")
+    postBuild: str | None = Field(None, description="repo2docker 'postBuild' script, relative path")
+
+    @field_validator("secrets", mode="before")
+    @classmethod
+    def _secret_list(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return {str(name): {} for name in value}
+        return value
+
+    @field_validator("datasets")
+    @classmethod
+    def _unique_datasets(cls, value: list[Dataset]) -> list[Dataset]:
+        seen: set[str] = set()
+        for dataset in value:
+            if dataset.name in seen:
+                raise ValueError(f"dataset {dataset.name!r} is listed twice")
+            seen.add(dataset.name)
+        return value
+
+    def lifecycle(self) -> list[tuple[str, Command]]:
+        """The lifecycle commands that are set, in devcontainer order."""
+        return [(key, getattr(self, key)) for key in LIFECYCLE_COMMANDS if getattr(self, key)]
+
+

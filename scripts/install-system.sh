@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Debian packages used by the tests and the local hub. Installs only as root and only
+# what is missing; as another user it says what it would need.
+set -euo pipefail
+PACKAGES=(git openssh-server openssh-client ripgrep chromium)
+missing=()
+for package in "${PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" \
+        || missing+=("$package")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" -ne 0 ]; then
+    echo "install-system: not root; please install: ${missing[*]}" >&2
+    exit 0
+fi
+echo "install-system: apt-get install ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
