@@ -32,7 +32,9 @@ Command = str | list[str] | dict[str, ArgvOrShell]
 
 
 class Build(_Model):
-    dockerfile: str | None = Field(None, description="Dockerfile path (relative to its config file)")
+    dockerfile: str | None = Field(
+        None, description="Dockerfile path (relative to its config file)"
+    )
     context: str | None = Field(None, description="Build context directory")
     args: dict[str, str] = Field(default_factory=dict, description="Docker build arguments")
     target: str | None = Field(None, description="Multi-stage build target")
@@ -66,7 +68,9 @@ class Port(_Model):
 
 
 class VSCode(_Model):
-    extensions: list[str] = Field(default_factory=list, description="Extension IDs (publisher.name)")
+    extensions: list[str] = Field(
+        default_factory=list, description="Extension IDs (publisher.name)"
+    )
     settings: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -194,8 +198,7 @@ LIFECYCLE_COMMANDS = (
 )
 
 # Keys whose value defines the built environment (covered by the environment hash).
-ENVIRONMENT_KEYS = ("image", "build", "python", "apt", "features", "onCreateCommand",
-                    "updateContentCommand")
+ENVIRONMENT_KEYS = ("image", "build", "python", "apt", "features", "postBuild")
 
 
 class Codespace(_Model):
@@ -249,5 +252,3 @@ class Codespace(_Model):
     def lifecycle(self) -> list[tuple[str, Command]]:
         """The lifecycle commands that are set, in devcontainer order."""
         return [(key, getattr(self, key)) for key in LIFECYCLE_COMMANDS if getattr(self, key)]
-
-
