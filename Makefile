@@ -8,10 +8,10 @@ BIN := $(VENV)/bin
 TOOLS := .tools
 PYTEST_ARGS ?=
 
-.PHONY: install install-system install-node run test bench lint clean
+.PHONY: install install-system install-node install-extension run test bench lint clean
 
 ## install: .venv with the project (editable) and its platform/test/dev dependencies, Node tools
-install: $(VENV)/.installed install-node
+install: $(VENV)/.installed install-node install-extension
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,10 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 ## install-node: configurable-http-proxy, code-server and playwright-core under .tools/
 install-node:
 	@bash scripts/install-node.sh $(TOOLS)
+
+## install-extension: build the JupyterLab extension when its sources changed (skipped if absent)
+install-extension: $(VENV)/.installed install-node
+	@if [ -x scripts/build-labextension.sh ]; then bash scripts/build-labextension.sh; fi
 
 ## install-system: Debian packages the tests use (git, sshd, chromium, ripgrep); only as root
 install-system:
