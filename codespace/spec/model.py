@@ -11,9 +11,9 @@ Everything downstream (local spawner, Kubernetes builders, jobs, deploy) consume
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 MEMORY_QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T|k|kb|mb|gb|tb|KB|MB|GB|TB)?$")
@@ -33,9 +33,11 @@ Command = str | list[str] | dict[str, ArgvOrShell]
 
 class Build(_Model):
     dockerfile: str | None = Field(
-        None, description="Dockerfile path (relative to its config file)"
+        None,
+        description="Dockerfile path; relative to its config file as written, "
+        "repository-relative once resolved",
     )
-    context: str | None = Field(None, description="Build context directory")
+    context: str | None = Field(None, description="Build context directory (repo-relative)")
     args: dict[str, str] = Field(default_factory=dict, description="Docker build arguments")
     target: str | None = Field(None, description="Multi-stage build target")
     cacheFrom: str | list[str] | None = Field(None, description="Images to use as build cache")
@@ -48,6 +50,12 @@ class Python(_Model):
         default_factory=list, description="Requirement or lock files, relative to the repo root"
     )
     manager: Literal["uv", "pip", "conda"] = Field("uv", description="How the env is built")
+    environmentFile: str | None = Field(
+        None, description="conda environment.yml, relative to the repo root (repo2docker)"
+    )
+    installProject: bool = Field(
+        False, description="Install the repository itself (pyproject.toml / setup.py)"
+    )
 
     @field_validator("version")
     @classmethod
@@ -197,6 +205,40 @@ LIFECYCLE_COMMANDS = (
     "postAttachCommand",
 )
 
+# A Debian package name, optionally with an architecture and a version (``pkg:arch=1.0``).
+# Never starts with '-', so it cannot be read as an apt-get option.
+DEBIAN_PACKAGE = re.compile(r"^[a-z0-9][a-z0-9+.-]*(:[a-z0-9-]+)?(=[A-Za-z0-9.+:~_-]+)?$")
+
+
+def _debian_package(name: str) -> str:
+    if not DEBIAN_PACKAGE.fullmatch(name):
+        raise ValueError(f"{name!r} is not a Debian package name")
+    return name
+
+
+DebianPackage = Annotated[str, AfterValidator(_debian_package)]
+
+
+def _check_command(value: Any) -> Any:
+    """A lifecycle command: a string, a list of strings, or a map of either."""
+
+    def argv_or_shell(item: Any) -> bool:
+        return isinstance(item, str) or (
+            isinstance(item, list) and all(isinstance(part, str) for part in item)
+        )
+
+    if value is None or argv_or_shell(value):
+        return value
+    if isinstance(value, dict) and all(
+        isinstance(key, str) and argv_or_shell(item) for key, item in value.items()
+    ):
+        return value
+    raise ValueError(
+        "a command must be a shell string, a list of arguments (strings), or a map of "
+        "named commands (each a string or a list of strings)"
+    )
+
+
 # Keys whose value defines the built environment (covered by the environment hash).
 ENVIRONMENT_KEYS = ("image", "build", "python", "apt", "features", "postBuild")
 
@@ -208,7 +250,7 @@ class Codespace(_Model):
     image: str | None = Field(None, description="Base image (Kubernetes mode)")
     build: Build | None = None
     python: Python = Field(default_factory=Python)
-    apt: list[str] = Field(default_factory=list, description="Debian packages")
+    apt: list[DebianPackage] = Field(default_factory=list, description="Debian packages")
     features: dict[str, Any] = Field(default_factory=dict, description="Dev container features")
     initializeCommand: Command | None = None
     onCreateCommand: Command | None = None
@@ -231,6 +273,11 @@ class Codespace(_Model):
     workspaceFolder: str | None = None
     start: str | None = Field(None, description="repo2docker 'start' script, relative path")
     postBuild: str | None = Field(None, description="repo2docker 'postBuild' script, relative path")
+
+    @field_validator(*LIFECYCLE_COMMANDS, mode="before")
+    @classmethod
+    def _command(cls, value: Any) -> Any:
+        return _check_command(value)
 
     @field_validator("secrets", mode="before")
     @classmethod

@@ -1,0 +1,181 @@
+"""Repository directory -> one validated :class:`~codespace.spec.model.Codespace`.
+
+The first source present wins (DESIGN.md §3); the order is the ``detectors`` list:
+
+1. ``.codespace/codespace.yaml`` (may ``extends:`` a devcontainer.json), then a bare
+   ``.codespace/`` directory read like ``binder/``;
+2. devcontainer.json (``.devcontainer/devcontainer.json``, ``.devcontainer.json``,
+   ``.devcontainer/<name>/devcontainer.json``);
+3. ``binder/`` or ``.binder/``, then repo2docker files at the root;
+4. the platform default.
+
+``config`` names a devcontainer configuration and makes it win. ``mode`` ("local" or
+"kubernetes") decides which values cannot be honoured; those become warnings.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from .envhash import environment_hash
+from .sources.base import Detector, Found
+from .sources.codespace_yaml import CodespaceYamlDetector
+from .sources.devcontainer import DevcontainerDetector
+from .sources.repo2docker import (
+    BinderDirectoryDetector,
+    CodespaceDirectoryDetector,
+    RootFilesDetector,
+)
+from .spec.errors import Diagnostic, Location, SpecError
+from .spec.files import inside
+from .spec.model import Codespace
+from .spec.parse import Document
+from .spec.validate import validate
+
+Mode = Literal["local", "kubernetes"]
+MODES = ("local", "kubernetes")
+DEFAULT_SOURCE = "(default)"
+
+# Values the local mode cannot honour (it builds a uv environment, not an image).
+LOCAL_UNSUPPORTED = {
+    "image": "a container image",
+    "build": "a Dockerfile build",
+    "features": "dev container features",
+    "apt": "Debian packages",
+}
+
+
+def default_detectors(config: str | None = None) -> list[Detector]:
+    """The detectors in precedence order (DESIGN.md §3)."""
+    return [
+        CodespaceYamlDetector(),
+        CodespaceDirectoryDetector(),
+        DevcontainerDetector(config),
+        BinderDirectoryDetector(),
+        RootFilesDetector(),
+    ]
+
+
+@dataclass
+class Resolution:
+    """A repository resolved: the model, where it came from, and its environment hash."""
+
+    codespace: Codespace
+    source: str
+    source_kind: str
+    env_hash: str
+    env_files: list[str] = field(default_factory=list)
+    warnings: list[Diagnostic] = field(default_factory=list)
+    provenance: dict[str, Location] = field(default_factory=dict)
+    files: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: the model plus source, environment hash, warnings, provenance."""
+        return {
+            "source": self.source,
+            "source_kind": self.source_kind,
+            "env_hash": self.env_hash,
+            "env_files": list(self.env_files),
+            "files": list(self.files),
+            "warnings": [str(w) for w in self.warnings],
+            "provenance": {key: str(loc) for key, loc in self.provenance.items()},
+            "codespace": self.codespace.model_dump(mode="json", exclude_defaults=True),
+        }
+
+
+def resolve(
+    root: str | os.PathLike[str],
+    *,
+    config: str | None = None,
+    mode: str = "local",
+    detectors: Sequence[Detector] | None = None,
+) -> Resolution:
+    """Resolve the repository checked out at ``root``; raises :class:`SpecError`."""
+    root = Path(root)
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
+    if not root.is_dir():
+        raise SpecError.at(None, f"{root} is not a directory")
+    if config is not None:
+        found = DevcontainerDetector(config).detect(root)
+    else:
+        found = None
+        for detector in detectors if detectors is not None else default_detectors():
+            found = detector.detect(root)
+            if found is not None:
+                break
+    if found is None:
+        return default_resolution(root, mode=mode)
+    return _finish(root, found, mode)
+
+
+def default_resolution(root: str | os.PathLike[str], *, mode: str = "local") -> Resolution:
+    """The platform default (no configuration, or the recovery codespace after an error)."""
+    document = Document(DEFAULT_SOURCE, {})
+    return _finish(Path(root), Found("default", DEFAULT_SOURCE, document), mode)
+
+
+def _finish(root: Path, found: Found, mode: str) -> Resolution:
+    document = found.document
+    codespace = validate(document)
+    _check_paths(root, codespace, document)
+    provenance = {
+        key: document.locate((key,), key=True) for key in document.data if isinstance(key, str)
+    }
+    warnings = list(found.warnings)
+    if mode == "local":
+        for key, what in LOCAL_UNSUPPORTED.items():
+            if key in codespace.model_fields_set and getattr(codespace, key):
+                warnings.append(
+                    Diagnostic(
+                        f"{key}: {what} cannot be honoured in local mode; ignored "
+                        "(it is used on Kubernetes)",
+                        provenance.get(key),
+                        "warning",
+                    )
+                )
+    extra = [f for f in found.files if f.rsplit("/", 1)[-1] in ("apt.txt", "runtime.txt")]
+    env_hash, env_files = environment_hash(root, codespace, extra)
+    return Resolution(
+        codespace=codespace,
+        source=found.source,
+        source_kind=found.kind,
+        env_hash=env_hash,
+        env_files=env_files,
+        warnings=warnings,
+        provenance=provenance,
+        files=list(found.files),
+    )
+
+
+def _check_paths(root: Path, codespace: Codespace, document: Document) -> None:
+    """Files the model names must exist inside the repository."""
+    named: list[tuple[tuple[str | int, ...], str]] = [
+        (("python", "requirements", i), p) for i, p in enumerate(codespace.python.requirements)
+    ]
+    if codespace.python.environmentFile:
+        named.append((("python", "environmentFile"), codespace.python.environmentFile))
+    if codespace.build and codespace.build.dockerfile:
+        named.append((("build", "dockerfile"), codespace.build.dockerfile))
+    for key in ("postBuild", "start"):
+        if value := getattr(codespace, key):
+            named.append(((key,), value))
+    errors = []
+    for path, relative in named:
+        candidate = root / relative
+        if not (candidate.is_symlink() or candidate.exists()):
+            errors.append(Diagnostic(f"{relative!r} does not exist", document.locate(path)))
+            continue
+        try:
+            resolved = inside(root, relative)
+        except SpecError as error:
+            errors += [Diagnostic(d.message, document.locate(path)) for d in error.diagnostics]
+            continue
+        if not resolved.is_file():
+            errors.append(Diagnostic(f"{relative!r} is not a file", document.locate(path)))
+    if errors:
+        raise SpecError(errors)

@@ -1,0 +1,1 @@
+"""The resolved Codespace model, its JSON Schema and diagnostics with file:line."""
