@@ -1,0 +1,246 @@
+"""Everything a Kubernetes spawn creates, decided in one pure function.
+
+:func:`make_kube_plan` turns the resolved codespace, the user's options and the admin's
+document into a :class:`KubePlan`. The spawner applies :meth:`KubePlan.kubespawner_overrides`
+to KubeSpawner's traits and creates :attr:`KubePlan.build_job` when the image is missing;
+``codespace plan`` prints :meth:`KubePlan.objects` (the build Job, the workspace PVC and a
+preview of the pod KubeSpawner will create from the same overrides).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from codespace.kube.config import KubeConfig, Profile
+from codespace.kube.datasets import dataset_mounts, requested_datasets
+from codespace.kube.gpu import GpuPlan, choose_profile
+from codespace.kube.image import ImageChoice, build_job, choose_image
+from codespace.kube.quantity import to_bytes, to_cores
+from codespace.kube.workspace import (
+    checkout_path,
+    clone_init_container,
+    workspace_mount,
+    workspace_pvc,
+    workspace_volume,
+)
+from codespace.options import UserOptions
+from codespace.spec.model import Codespace, Dataset
+
+COMPONENT_LABEL = "app.kubernetes.io/component"
+SINGLEUSER_PORT = 8888
+NB_UID = 1000
+
+
+class PlanError(ValueError):
+    """The codespace cannot run under the chosen profile; the message says why."""
+
+
+@dataclass(frozen=True)
+class Names:
+    """Object names the spawner owns (KubeSpawner computes them from its templates)."""
+
+    namespace: str = "codespaces"
+    pod: str = "jupyter-user"
+    pvc: str = "claim-user"
+
+
+@dataclass
+class KubePlan:
+    profile: Profile
+    image: ImageChoice
+    gpu: GpuPlan
+    datasets: list[Dataset]
+    names: Names
+    env: dict[str, str]
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    init_containers: list[dict]
+    volumes: list[dict]
+    volume_mounts: list[dict]
+    working_dir: str
+    resources: dict[str, Any]  # cpu_limit, cpu_guarantee, mem_limit, mem_guarantee
+    node_selector: dict[str, str]
+    tolerations: list[dict]
+    pvc: dict
+    build_job: dict | None
+    pull_secrets: list[str]
+    fs_gid: int
+    warnings: list[str] = field(default_factory=list)
+
+    def kubespawner_overrides(self) -> dict[str, Any]:
+        """KubeSpawner trait name -> value; applied as a profile's kubespawner_override."""
+        overrides: dict[str, Any] = {
+            "image": self.image.image,
+            "environment": dict(self.env),
+            "extra_labels": dict(self.labels),
+            "extra_annotations": dict(self.annotations),
+            "init_containers": [dict(c) for c in self.init_containers],
+            "volumes": [dict(v) for v in self.volumes],
+            "volume_mounts": [dict(m) for m in self.volume_mounts],
+            "working_dir": self.working_dir,
+            "extra_resource_limits": dict(self.gpu.limits),
+            "node_selector": dict(self.node_selector),
+            "tolerations": [dict(t) for t in self.tolerations],
+            "fs_gid": self.fs_gid,
+            "storage_pvc_ensure": True,
+            "storage_capacity": self.pvc["spec"]["resources"]["requests"]["storage"],
+            "storage_access_modes": list(self.pvc["spec"]["accessModes"]),
+            "storage_class": self.pvc["spec"].get("storageClassName"),
+        }
+        for trait, value in self.resources.items():
+            if value is not None:
+                overrides[trait] = to_bytes(value) if trait.startswith("mem") else value
+        if self.gpu.scheduler_name:
+            overrides["scheduler_name"] = self.gpu.scheduler_name
+        if self.gpu.runtime_class_name:
+            overrides["extra_pod_config"] = {"runtimeClassName": self.gpu.runtime_class_name}
+        if self.pull_secrets:
+            overrides["image_pull_secrets"] = list(self.pull_secrets)
+        return overrides
+
+    def preview_pod(self) -> dict:
+        """The pod KubeSpawner will create from these overrides, minus what the hub adds
+        at spawn time (API token, server URL: ``JUPYTERHUB_*`` variables)."""
+        limits: dict[str, str] = dict(self.gpu.limits)
+        requests: dict[str, str] = {}
+        for key, trait in (("cpu", "cpu_limit"), ("memory", "mem_limit")):
+            if self.resources.get(trait) is not None:
+                limits[key] = str(self.resources[trait])
+        for key, trait in (("cpu", "cpu_guarantee"), ("memory", "mem_guarantee")):
+            if self.resources.get(trait) is not None:
+                requests[key] = str(self.resources[trait])
+        container = {
+            "name": "notebook",
+            "image": self.image.image,
+            "args": ["jupyterhub-singleuser"],
+            "ports": [{"name": "notebook-port", "containerPort": SINGLEUSER_PORT}],
+            "env": [{"name": k, "value": v} for k, v in sorted(self.env.items())],
+            "volumeMounts": self.volume_mounts,
+            "workingDir": self.working_dir,
+            "resources": {"limits": limits, "requests": requests},
+            "securityContext": {"runAsUser": NB_UID, "allowPrivilegeEscalation": False},
+        }
+        spec: dict[str, Any] = {
+            "securityContext": {"fsGroup": self.fs_gid},
+            "initContainers": self.init_containers,
+            "containers": [container],
+            "volumes": self.volumes,
+            "restartPolicy": "OnFailure",
+        }
+        if self.node_selector:
+            spec["nodeSelector"] = self.node_selector
+        if self.tolerations:
+            spec["tolerations"] = self.tolerations
+        if self.gpu.scheduler_name:
+            spec["schedulerName"] = self.gpu.scheduler_name
+        if self.gpu.runtime_class_name:
+            spec["runtimeClassName"] = self.gpu.runtime_class_name
+        if self.pull_secrets:
+            spec["imagePullSecrets"] = [{"name": name} for name in self.pull_secrets]
+        return {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "name": self.names.pod,
+                "namespace": self.names.namespace,
+                "labels": {"component": "singleuser-server", **self.labels},
+                "annotations": self.annotations,
+            },
+            "spec": spec,
+        }
+
+    def objects(self) -> list[dict]:
+        """Every object a spawn may create, in creation order."""
+        first = [self.build_job] if self.build_job else []
+        return [*first, self.pvc, self.preview_pod()]
+
+
+def _resources(codespace: Codespace, profile: Profile) -> dict[str, Any]:
+    """cpu/memory limits from the profile; the spec's amounts become guarantees (<= limit)."""
+    wanted_cpu, wanted_mem = codespace.resources.cpu, codespace.resources.memory
+    if wanted_cpu is not None and profile.cpu is not None:
+        if to_cores(wanted_cpu) > to_cores(profile.cpu):
+            raise PlanError(
+                f"the codespace asks for {wanted_cpu} CPU; profile {profile.name!r} "
+                f"allows {profile.cpu}"
+            )
+    if wanted_mem is not None and profile.memory is not None:
+        if to_bytes(wanted_mem) > to_bytes(profile.memory):
+            raise PlanError(
+                f"the codespace asks for {wanted_mem} memory; profile {profile.name!r} "
+                f"allows {profile.memory}"
+            )
+    cpu_guarantee = wanted_cpu if wanted_cpu is not None else profile.cpuGuarantee
+    return {
+        "cpu_limit": to_cores(profile.cpu) if profile.cpu is not None else None,
+        "cpu_guarantee": to_cores(cpu_guarantee) if cpu_guarantee is not None else None,
+        "mem_limit": profile.memory,
+        "mem_guarantee": wanted_mem if wanted_mem is not None else profile.memoryGuarantee,
+    }
+
+
+def make_kube_plan(
+    codespace: Codespace,
+    options: UserOptions,
+    config: KubeConfig,
+    env_hash: str,
+    names: Names = Names(),
+) -> KubePlan:
+    """Decide every object of a spawn. Raises GpuUnsatisfiable / PlanError / DatasetNotReady."""
+    profile, gpu = choose_profile(
+        codespace.resources.gpu, config.profiles, wanted=options.profile
+    )
+    warnings = [gpu.note] if gpu.note else []
+    image = choose_image(codespace, config, options.repo, env_hash, gpu=gpu.granted)
+    datasets = requested_datasets(codespace.datasets, options.datasets)
+    mounts = dataset_mounts(datasets, cache_affinity=profile.datasetCacheAffinity)
+    workspace = config.workspace
+    labels = {COMPONENT_LABEL: "codespace", "codespace.io/profile": profile.name, **mounts.labels}
+    annotations = {
+        "codespace.io/repo": options.repo,
+        "codespace.io/ref": options.ref or "",
+        "codespace.io/env-hash": env_hash,
+        "codespace.io/image": image.image,
+    }
+    working_dir = codespace.workspaceFolder or checkout_path(options.repo, workspace)
+    env = {
+        **codespace.containerEnv,
+        **{k: v for k, v in codespace.remoteEnv.items() if v is not None},
+        "CODESPACE_REPO": options.repo,
+        "CODESPACE_REF": options.ref or "",
+        "CODESPACE_ENV_HASH": env_hash,
+        "CODESPACE_IMAGE": image.image,
+        "CODESPACE_PROFILE": profile.name,
+        "CODESPACE_WORKSPACE": working_dir,
+        **gpu.env,
+        **mounts.env,
+    }
+    pvc_labels = {COMPONENT_LABEL: "codespace-workspace"}
+    build = None
+    if image.needs_build:
+        build = build_job(
+            image, config, repo=options.repo, ref=options.ref, namespace=names.namespace
+        )
+    return KubePlan(
+        profile=profile,
+        image=image,
+        gpu=gpu,
+        datasets=datasets,
+        names=names,
+        env=env,
+        labels=labels,
+        annotations=annotations,
+        init_containers=[clone_init_container(image.image, options.repo, options.ref, workspace)],
+        volumes=[workspace_volume(names.pvc), *mounts.volumes],
+        volume_mounts=[workspace_mount(workspace), *mounts.mounts],
+        working_dir=working_dir,
+        resources=_resources(codespace, profile),
+        node_selector={**profile.nodeSelector, **gpu.node_selector},
+        tolerations=[*profile.tolerations, *gpu.tolerations],
+        pvc=workspace_pvc(names.pvc, names.namespace, workspace, pvc_labels),
+        build_job=build,
+        pull_secrets=list(config.registry.pullSecrets),
+        fs_gid=workspace.fsGroup,
+        warnings=warnings,
+    )

@@ -1,0 +1,87 @@
+"""The per-server workspace: a PVC, and an init container that clones the repository into it.
+
+The clone happens once: when the checkout already exists (a restart), the init container
+leaves it alone, so uncommitted work survives stop/start and a new commit never rebuilds
+the image (the image depends on the environment files only).
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+
+from codespace.kube.config import WorkspaceConfig
+
+# "$1" checkout directory, "$2" repository, "$3" ref (may be empty). Clones next to the
+# destination and renames, so an interrupted clone is retried instead of half-used.
+CLONE_SCRIPT = """set -eu
+dest="$1"; repo="$2"; ref="$3"
+if [ -d "$dest/.git" ]; then
+  echo "codespace: keeping the existing checkout in $dest"
+  exit 0
+fi
+partial="$dest.partial"
+rm -rf "$partial"
+git clone --quiet --no-checkout -- "$repo" "$partial"
+if [ -n "$ref" ]; then
+  git -C "$partial" checkout --quiet "$ref" --
+else
+  git -C "$partial" checkout --quiet
+fi
+mkdir -p "$(dirname "$dest")"
+mv "$partial" "$dest"
+echo "codespace: cloned $repo into $dest"
+"""
+
+
+def checkout_name(repo: str) -> str:
+    """The directory a repository is cloned into: its last path component, without .git."""
+    tail = re.split(r"[/:]", repo.rstrip("/"))[-1]
+    tail = re.sub(r"\.git$", "", tail)
+    tail = re.sub(r"[^A-Za-z0-9._-]+", "-", tail).strip(".-")
+    return tail or "workspace"
+
+
+def checkout_path(repo: str, config: WorkspaceConfig) -> str:
+    return posixpath.join(config.mountPath, checkout_name(repo))
+
+
+def workspace_pvc(name: str, namespace: str, config: WorkspaceConfig, labels: dict) -> dict:
+    """The workspace PersistentVolumeClaim (kept across stop/start)."""
+    spec: dict = {
+        "accessModes": list(config.accessModes),
+        "resources": {"requests": {"storage": config.capacity}},
+    }
+    if config.storageClassName:
+        spec["storageClassName"] = config.storageClassName
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": name, "namespace": namespace, "labels": dict(labels)},
+        "spec": spec,
+    }
+
+
+def workspace_volume(pvc_name: str) -> dict:
+    return {"name": "workspace", "persistentVolumeClaim": {"claimName": pvc_name}}
+
+
+def workspace_mount(config: WorkspaceConfig) -> dict:
+    return {"name": "workspace", "mountPath": config.mountPath}
+
+
+def clone_init_container(
+    image: str, repo: str, ref: str | None, config: WorkspaceConfig, uid: int = 1000
+) -> dict:
+    """Clone ``repo`` at ``ref`` into the workspace unless a checkout is already there.
+
+    Runs in the codespace image itself (it has git), as the user the server runs as.
+    """
+    return {
+        "name": "clone-repository",
+        "image": image,
+        "command": ["sh", "-c", CLONE_SCRIPT, "clone"],
+        "args": [checkout_path(repo, config), repo, ref or ""],
+        "volumeMounts": [workspace_mount(config)],
+        "securityContext": {"runAsUser": uid, "runAsGroup": config.fsGroup},
+    }

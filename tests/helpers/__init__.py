@@ -1,0 +1,1 @@
+"""Reusable test helpers (schema checks, fixtures that start real components)."""
