@@ -40,6 +40,8 @@ def load(root: Path, path: str) -> Found:
     document = parse_yaml(read_text(root, path), path)
     if not isinstance(document.data, dict):
         raise SpecError.at(document.locate(()), "codespace.yaml must be a mapping of keys")
+    for key in [k for k in document.data if isinstance(k, str) and k.startswith("x-")]:
+        del document.data[key]  # extension keys, as in Compose files: a home for anchors
     files = [path]
     warnings: list[Diagnostic] = []
     extends = document.data.pop("extends", None)

@@ -96,7 +96,7 @@ def _dotted(path: Path_) -> str:
 def _unknown_key(path: Path_) -> str:
     key = str(path[-1]) if path else ""
     known = allowed_keys(path[:-1])
-    message = f"unknown key {key!r}"
+    message = "unknown key"
     close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
     if not close:
         lowered = {name.lower(): name for name in known}

@@ -1,0 +1,1 @@
+install.packages('ggplot2')
