@@ -18,3 +18,48 @@ if [ ${#need[@]} -gt 0 ]; then
     echo "install-node: npm install ${need[*]}"
     npm install --save-exact --silent "${need[@]}" >/dev/null 2>&1 || npm install --save-exact "${need[@]}"
 fi
+
+# code-server (VS Code in the browser) under $TOOLS/code-server, pinned. The plain npm install
+# downloads ripgrep from GitHub and fails offline/as root; this recipe uses Debian's ripgrep and
+# skips the scripts that download (see FACTS.md). Needs Debian ripgrep libkrb5-dev
+# libxkbfile-dev libsecret-1-dev (scripts/install-system.sh). A stamp file marks success.
+CODE_SERVER_VERSION=4.100.3
+CS_ROOT="$TOOLS/code-server"
+CS_STAMP="$CS_ROOT/.installed-$CODE_SERVER_VERSION"
+if [ "${CODESPACE_SKIP_CODE_SERVER:-}" = "1" ]; then
+    echo "install-node: code-server skipped (CODESPACE_SKIP_CODE_SERVER=1)"
+elif [ ! -f "$CS_STAMP" ]; then
+    if ! command -v rg >/dev/null; then
+        echo "install-node: code-server needs ripgrep (run scripts/install-system.sh as root)" >&2
+        exit 1
+    fi
+    echo "install-node: installing code-server $CODE_SERVER_VERSION into $CS_ROOT (~3 min)"
+    rm -rf "$CS_ROOT"
+    mkdir -p "$CS_ROOT"
+    log="$CS_ROOT/install.log"
+    (
+        set -euo pipefail
+        export npm_config_unsafe_perm=true
+        cd "$CS_ROOT"
+        echo '{"name": "codespace-hub-code-server", "private": true}' > package.json
+        npm install --save-exact --ignore-scripts "code-server@$CODE_SERVER_VERSION"
+        pkg="$CS_ROOT/node_modules/code-server"
+        cd "$pkg/lib/vscode"
+        npm install --omit=dev --ignore-scripts
+        mkdir -p node_modules/@vscode/ripgrep/bin
+        cp "$(command -v rg)" node_modules/@vscode/ripgrep/bin/rg
+        cd "$pkg"
+        npm_config_user_agent="npm/$(npm -v) node/$(node -v) linux x64" sh ./postinstall.sh
+        cd "$pkg/lib/vscode"
+        npm rebuild --foreground-scripts
+        cd "$CS_ROOT"
+        npm rebuild argon2
+    ) >"$log" 2>&1 || {
+        echo "install-node: code-server install failed; last lines of $log:" >&2
+        tail -n 40 "$log" >&2
+        exit 1
+    }
+    "$CS_ROOT/node_modules/.bin/code-server" --version >/dev/null
+    touch "$CS_STAMP"
+    echo "install-node: code-server $CODE_SERVER_VERSION installed"
+fi

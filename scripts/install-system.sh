@@ -2,7 +2,8 @@
 # Debian packages used by the tests and the local hub. Installs only as root and only
 # what is missing; as another user it says what it would need.
 set -euo pipefail
-PACKAGES=(git openssh-server openssh-client ripgrep chromium)
+# libkrb5-dev libxkbfile-dev libsecret-1-dev: native modules of code-server (install-node.sh)
+PACKAGES=(git openssh-server openssh-client ripgrep chromium libkrb5-dev libxkbfile-dev libsecret-1-dev)
 missing=()
 for package in "${PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" \
@@ -15,5 +16,5 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 echo "install-system: apt-get install ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+apt-get -o DPkg::Lock::Timeout=600 update -qq
+apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

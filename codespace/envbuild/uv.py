@@ -1,0 +1,227 @@
+"""Build repository environments with uv, cached by environment hash and shared by everybody.
+
+An environment lives in ``<cache>/envs/<key>`` where ``key`` covers the resolved environment
+hash, the requested Python version and the kernel layer. A finished environment has a
+``codespace-env.json`` marker; a directory without one is a failed or interrupted build and is
+rebuilt. A file lock per key lets concurrent spawns of the same environment wait for one build.
+uv never downloads a Python (``UV_PYTHON_DOWNLOADS=never``): when the requested version is not
+on the machine, the platform's Python is used and a warning says so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from codespace.envbuild.kernel import (
+    kernel_layer_digest,
+    kernel_layer_requirements,
+    link_codespace_package,
+)
+from codespace.spec.model import Codespace
+from codespace.streaming import Finished, stream
+
+OnLine = Callable[[str], None]
+MARKER = "codespace-env.json"
+UNSUPPORTED_SUFFIXES = (".yml", ".yaml")
+
+
+class EnvBuildError(RuntimeError):
+    """The environment could not be built; the message ends with the tool's last lines."""
+
+
+@dataclass
+class BuiltEnv:
+    """A ready environment and how it was obtained."""
+
+    path: Path
+    python_version: str
+    cache_hit: bool
+    seconds: float
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def python(self) -> Path:
+        return self.path / "bin" / "python"
+
+
+def find_uv() -> str:
+    """The uv executable: the one installed with the platform, else the one on PATH."""
+    try:
+        from uv import find_uv_bin
+
+        return find_uv_bin()
+    except (ImportError, FileNotFoundError):
+        found = shutil.which("uv")
+        if not found:
+            raise EnvBuildError("uv is not installed (pip install uv)") from None
+        return found
+
+
+def platform_python() -> str:
+    """The interpreter behind the platform's virtualenv (used when a version is unavailable)."""
+    return getattr(sys, "_base_executable", None) or sys.executable
+
+
+def env_key(env_hash: str, python_version: str | None) -> str:
+    """The cache key of an environment: its files' hash, the Python asked for, the layer."""
+    text = json.dumps([env_hash, python_version or "", kernel_layer_digest()])
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+class UvEnvBuilder:
+    """Materialise a :class:`Codespace`'s Python environment as a uv virtualenv."""
+
+    def __init__(
+        self, cache_dir: Path, *, uv: str | None = None, extra_env: dict[str, str] | None = None
+    ) -> None:
+        self.cache_dir = Path(cache_dir)
+        self.envs_dir = self.cache_dir / "envs"
+        self.uv = uv or find_uv()
+        self.extra_env = dict(extra_env or {})
+
+    def env_path(self, env_hash: str, python_version: str | None) -> Path:
+        return self.envs_dir / env_key(env_hash, python_version)
+
+    def cached(self, env_hash: str, python_version: str | None) -> Path | None:
+        path = self.env_path(env_hash, python_version)
+        return path if (path / MARKER).is_file() else None
+
+    def _env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.pop("VIRTUAL_ENV", None)
+        env.update(
+            {
+                "UV_CACHE_DIR": str(self.cache_dir / "uv-cache"),
+                "UV_PYTHON_DOWNLOADS": "never",
+                "UV_NO_PROGRESS": "1",
+                "UV_LINK_MODE": "hardlink",
+                "NO_COLOR": "1",
+            }
+        )
+        env.update(self.extra_env)
+        return env
+
+    async def build(
+        self,
+        root: Path,
+        spec: Codespace,
+        env_hash: str,
+        *,
+        on_line: OnLine | None = None,
+    ) -> BuiltEnv:
+        """Return the environment for ``spec`` (from the cache, or built now)."""
+        started = time.monotonic()
+        say = on_line or (lambda _line: None)
+        version = spec.python.version
+        path = self.env_path(env_hash, version)
+        self.envs_dir.mkdir(parents=True, exist_ok=True)
+        async with _locked(path.with_suffix(".lock"), say):
+            marker = path / MARKER
+            if marker.is_file():
+                info = json.loads(marker.read_text())
+                return BuiltEnv(path, info["python"], True, time.monotonic() - started)
+            warnings: list[str] = []
+            if path.exists():
+                say("removing an unfinished build of this environment")
+                await asyncio.to_thread(shutil.rmtree, path)
+            try:
+                python = await self._create(path, version, warnings, say)
+                await self._install(root, path, spec, warnings, say)
+                link_codespace_package(path)
+            except BaseException:
+                await asyncio.to_thread(shutil.rmtree, path, True)
+                raise
+            info = {
+                "env_hash": env_hash,
+                "python": python,
+                "requested_python": version,
+                "requirements": spec.python.requirements,
+                "kernel_layer": kernel_layer_requirements(),
+                "built_at": time.time(),
+            }
+            marker.write_text(json.dumps(info, indent=1) + "\n")
+            return BuiltEnv(path, python, False, time.monotonic() - started, warnings)
+
+    async def _create(self, path: Path, version: str | None, warnings: list[str], say) -> str:
+        argv = [self.uv, "venv", "--no-project", "--no-config", "--quiet"]
+        finished: Finished | None = None
+        if version:
+            finished = await stream([*argv, "--python", version, str(path)], env=self._env())
+            if not finished.ok:
+                warning = (
+                    f"Python {version} is not available on this machine; "
+                    f"using the platform's Python instead"
+                )
+                warnings.append(warning)
+                say(f"warning: {warning}")
+                shutil.rmtree(path, ignore_errors=True)
+        if finished is None or not finished.ok:
+            finished = await stream(
+                [*argv, "--python", platform_python(), str(path)], env=self._env(), on_line=say
+            )
+            if not finished.ok:
+                raise EnvBuildError(f"uv venv failed:\n{finished.tail_text()}")
+        python = path / "bin" / "python"
+        probe = await stream(
+            [str(python), "-c", "import platform; print(platform.python_version())"]
+        )
+        return probe.tail[-1] if probe.ok and probe.tail else "unknown"
+
+    async def _install(
+        self, root: Path, path: Path, spec: Codespace, warnings: list[str], say
+    ) -> None:
+        requirement_args: list[str] = []
+        for name in spec.python.requirements:
+            if name.endswith(UNSUPPORTED_SUFFIXES):
+                warning = f"{name}: conda environment files are not installed in local mode"
+                warnings.append(warning)
+                say(f"warning: {warning}")
+                continue
+            requirement_args += ["-r", str((root / name).resolve())]
+        install = [self.uv, "pip", "install", "--python", str(path / "bin" / "python")]
+        if requirement_args:
+            say(f"uv pip install {' '.join(spec.python.requirements)}")
+            finished = await stream(
+                [*install, *requirement_args], cwd=root, env=self._env(), on_line=say
+            )
+            if not finished.ok:
+                raise EnvBuildError(
+                    f"installing {', '.join(spec.python.requirements)} failed:\n"
+                    f"{finished.tail_text()}"
+                )
+        layer = kernel_layer_requirements()
+        say(f"kernel layer: uv pip install {' '.join(layer)}")
+        finished = await stream([*install, *layer], cwd=root, env=self._env(), on_line=say)
+        if not finished.ok:
+            raise EnvBuildError(f"installing the kernel layer failed:\n{finished.tail_text()}")
+
+
+@contextlib.asynccontextmanager
+async def _locked(lock_path: Path, say: OnLine) -> AsyncIterator[None]:
+    """An exclusive file lock, polled so the event loop keeps running while another build runs."""
+    with lock_path.open("a+") as handle:
+        waited = False
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if not waited:
+                    say("waiting for another build of the same environment")
+                    waited = True
+                await asyncio.sleep(0.25)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

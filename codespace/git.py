@@ -1,0 +1,174 @@
+"""Check out a user's repository into a workspace with ``git``.
+
+Every value that comes from a user went through :mod:`codespace.options` first (only
+https/ssh/file URLs or absolute paths; refs that cannot look like options). Here it is passed
+to git as a separate argument after ``--`` or ``--end-of-options``, never through a shell, and
+git itself is limited to the allowed transports (``GIT_ALLOW_PROTOCOL``), never prompts, and
+ignores the user's and the system's git configuration hooks for the fetch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from codespace.options import validate_ref, validate_repo
+
+OnLine = Callable[[str], None]
+
+# Files the platform writes into a workspace; kept out of ``git status``.
+PLATFORM_FILES = ("/CODESPACE_ERRORS.md", "/.codespace-logs/")
+
+
+class GitError(RuntimeError):
+    """A git command failed; the message carries git's own last lines."""
+
+
+@dataclass(frozen=True)
+class Checkout:
+    """The result of :func:`checkout`: which commit the workspace is on and how it got there."""
+
+    path: Path
+    commit: str
+    ref: str | None
+    cloned: bool  # False when an existing workspace was kept as it was
+
+
+def git_env(base: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment for git: allowed transports only, no prompts, no ext:: helpers."""
+    env = dict(os.environ if base is None else base)
+    env.update(
+        {
+            "GIT_ALLOW_PROTOCOL": "file:https:ssh",
+            "GIT_TERMINAL_PROMPT": "0",
+            "GIT_ASKPASS": "/bin/false",
+            "GIT_SSH_COMMAND": "ssh -o BatchMode=yes",
+            "GIT_CONFIG_NOSYSTEM": "1",
+            "LC_ALL": "C",
+        }
+    )
+    return env
+
+
+async def run_git(
+    args: Sequence[str], *, cwd: Path | None = None, on_line: OnLine | None = None
+) -> str:
+    """Run ``git args...`` (an argument list), stream its lines, return stdout; raise GitError."""
+    process = await asyncio.create_subprocess_exec(
+        "git",
+        "-c",
+        "protocol.ext.allow=never",
+        "-c",
+        "core.hooksPath=/dev/null",
+        *args,
+        cwd=cwd,
+        env=git_env(),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+
+    async def pump(stream: asyncio.StreamReader, keep: list[str], show: bool) -> None:
+        async for raw in stream:
+            line = raw.decode(errors="replace").rstrip()
+            keep.append(line)
+            if show and on_line and line:
+                on_line(line)
+
+    out: list[str] = []
+    err: list[str] = []
+    assert process.stdout and process.stderr
+    await asyncio.gather(pump(process.stdout, out, False), pump(process.stderr, err, True))
+    code = await process.wait()
+    if code != 0:
+        tail = "\n".join(line for line in err[-8:] if line) or f"exit status {code}"
+        raise GitError(f"git {args[0]} failed: {tail}")
+    return "\n".join(out)
+
+
+def is_checkout(path: Path) -> bool:
+    return (path / ".git").is_dir()
+
+
+async def checkout(
+    repo: str, ref: str | None, workspace: Path, *, on_line: OnLine | None = None
+) -> Checkout:
+    """Clone ``repo`` at ``ref`` into ``workspace``; keep a workspace that is already there.
+
+    A kept workspace is left exactly as the user left it (uncommitted work included).
+    """
+    repo = validate_repo(repo)
+    ref = validate_ref(ref) if ref else None
+    if is_checkout(workspace):
+        commit = await run_git(["rev-parse", "HEAD"], cwd=workspace)
+        return Checkout(workspace, commit.strip(), ref, cloned=False)
+    if workspace.exists() and any(workspace.iterdir()):
+        raise GitError(f"workspace {workspace} exists, is not empty and is not a git checkout")
+    workspace.parent.mkdir(parents=True, exist_ok=True)
+    partial = workspace.with_name(workspace.name + ".cloning")
+    if partial.exists():
+        await asyncio.to_thread(shutil.rmtree, partial)
+    await run_git(
+        ["clone", "--progress", "--no-checkout", "--", repo, str(partial)], on_line=on_line
+    )
+    target = await _resolve_ref(partial, ref)
+    if target.branch:
+        switch = ["-B", target.branch, target.commit]
+    else:
+        switch = ["--detach", target.commit]
+    await run_git(["checkout", "--quiet", *switch, "--"], cwd=partial)
+    _exclude_platform_files(partial)
+    if workspace.exists():
+        workspace.rmdir()
+    partial.rename(workspace)
+    return Checkout(workspace, target.commit, ref, cloned=True)
+
+
+@dataclass(frozen=True)
+class _Target:
+    commit: str
+    branch: str | None
+
+
+async def _resolve_ref(path: Path, ref: str | None) -> _Target:
+    """The commit for ``ref``: a remote branch, a tag, a commit; the default branch if None."""
+    if ref is None:
+        commit = await run_git(["rev-parse", "--verify", "HEAD"], cwd=path)
+        branch = await run_git(["symbolic-ref", "--quiet", "--short", "HEAD"], cwd=path)
+        return _Target(commit.strip(), branch.strip() or None)
+    candidates = [
+        (f"refs/remotes/origin/{ref}", ref),
+        (f"refs/tags/{ref}", None),
+        (ref, None),
+    ]
+    for name, branch in candidates:
+        try:
+            commit = await run_git(
+                ["rev-parse", "--verify", "--quiet", "--end-of-options", f"{name}^{{commit}}"],
+                cwd=path,
+            )
+        except GitError:
+            continue
+        return _Target(commit.strip(), branch)
+    raise GitError(f"ref {ref!r} is not a branch, tag or commit of the repository")
+
+
+async def origin_url(workspace: Path) -> str | None:
+    try:
+        return (await run_git(["remote", "get-url", "origin"], cwd=workspace)).strip() or None
+    except GitError:
+        return None
+
+
+def _exclude_platform_files(path: Path) -> None:
+    exclude = path / ".git" / "info" / "exclude"
+    exclude.parent.mkdir(parents=True, exist_ok=True)
+    existing = exclude.read_text() if exclude.exists() else ""
+    missing = [line for line in PLATFORM_FILES if line not in existing.splitlines()]
+    if missing:
+        with exclude.open("a") as handle:
+            handle.write("\n# written by Codespace Hub\n" + "\n".join(missing) + "\n")

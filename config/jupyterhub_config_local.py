@@ -1,0 +1,76 @@
+# JupyterHub configuration for the embedded local mode (what `codespace-hub` / `make run` use).
+# Settings come from CODESPACE_HUB_* environment variables (set by `codespace-hub`):
+#   CODESPACE_HUB_DATA_DIR   database, workspaces, env cache, secrets, logs (default ./data)
+#   CODESPACE_HUB_IP/PORT    where the proxy listens (default 127.0.0.1:8000); the proxy's
+#                            API and the hub use the next two ports on 127.0.0.1
+#                            (CODESPACE_HUB_PROXY_API_PORT, CODESPACE_HUB_HUB_PORT)
+#   CODESPACE_HUB_ADMIN_USERS comma-separated admin user names (default admin)
+#   CODESPACE_HUB_ADMIN_TOKEN optional: an admin service token for automation
+import os
+from pathlib import Path
+
+from hub.app import secret_file
+
+c = get_config()  # noqa: F821
+
+repo = Path(__file__).resolve().parent.parent
+data_dir = Path(os.environ.get("CODESPACE_HUB_DATA_DIR", "data")).resolve()
+secrets_dir = data_dir / "secrets"
+secrets_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+
+def _secret(name, length):
+    return secret_file(secrets_dir / name, length)
+
+
+# -- the hub and its proxy, on 127.0.0.1 unless told otherwise ---------------------------
+c.JupyterHub.ip = os.environ.get("CODESPACE_HUB_IP", "127.0.0.1")
+c.JupyterHub.port = int(os.environ.get("CODESPACE_HUB_PORT", "8000"))
+c.JupyterHub.hub_ip = "127.0.0.1"
+c.JupyterHub.db_url = f"sqlite:///{data_dir / 'jupyterhub.sqlite'}"
+c.JupyterHub.cookie_secret_file = str(secrets_dir / "jupyterhub_cookie_secret")
+c.JupyterHub.pid_file = str(data_dir / "jupyterhub.pid")
+c.ConfigurableHTTPProxy.auth_token = _secret("proxy-token", 32)
+# The proxy's API and the hub listen on the next two ports (127.0.0.1 only).
+api_port = int(os.environ.get("CODESPACE_HUB_PROXY_API_PORT", c.JupyterHub.port + 1))
+c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{api_port}"
+c.JupyterHub.hub_port = int(os.environ.get("CODESPACE_HUB_HUB_PORT", c.JupyterHub.port + 2))
+chp = repo / ".tools" / "node" / "node_modules" / ".bin" / "configurable-http-proxy"
+if chp.exists():
+    c.ConfigurableHTTPProxy.command = [str(chp)]
+c.ConfigurableHTTPProxy.debug = False
+
+# Restarting the hub leaves running codespaces running; the new hub finds them by pid.
+c.JupyterHub.cleanup_servers = False
+c.JupyterHub.allow_named_servers = True
+c.JupyterHub.named_server_limit_per_user = 10
+c.JupyterHub.default_url = "/hub/home"
+
+# -- login: a generated shared password (0600 in the data dir), admins separately ---------
+c.JupyterHub.authenticator_class = "shared-password"
+c.SharedPasswordAuthenticator.user_password = _secret("user-password", 12)
+c.SharedPasswordAuthenticator.admin_password = _secret("admin-password", 32)
+c.Authenticator.admin_users = {
+    name.strip()
+    for name in os.environ.get("CODESPACE_HUB_ADMIN_USERS", "admin").split(",")
+    if name.strip()
+}
+c.Authenticator.allow_all = True
+
+# -- automation: an admin service token, when one is given --------------------------------
+admin_token = os.environ.get("CODESPACE_HUB_ADMIN_TOKEN")
+if admin_token:
+    c.JupyterHub.services = [{"name": "codespace-admin", "api_token": admin_token}]
+    c.JupyterHub.load_roles = [
+        {
+            "name": "codespace-admin",
+            "description": "manage users and their codespaces (automation)",
+            "scopes": ["admin:users", "admin:servers", "access:servers", "read:hub"],
+            "services": ["codespace-admin"],
+        }
+    ]
+
+# -- codespaces ---------------------------------------------------------------------------
+c.JupyterHub.spawner_class = "spawner.local.LocalCodespaceSpawner"
+c.LocalCodespaceSpawner.data_dir = str(data_dir)
+c.Spawner.debug = False

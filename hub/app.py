@@ -1,0 +1,108 @@
+"""``codespace-hub``: JupyterHub + configurable-http-proxy with the embedded local defaults.
+
+Everything lives in one data directory (SQLite database, workspaces, the environment cache,
+secrets, logs). Login is a generated shared password, stored mode 0600 in the data directory
+and printed at start; admin users log in with a separate generated admin password. With
+``CODESPACE_HUB_ADMIN_TOKEN`` set, an admin service with that token can manage users and
+servers through the REST API (``Authorization: token ...``).
+
+The JupyterHub configuration itself is ``config/jupyterhub_config_local.py``; this command
+prepares the data directory and passes the settings to it through ``CODESPACE_HUB_*``
+environment variables, so ``jupyterhub -f config/jupyterhub_config_local.py`` works too.
+Arguments after ``--`` go to JupyterHub unchanged.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+CONFIG_FILE = REPO_ROOT / "config" / "jupyterhub_config_local.py"
+
+
+def secret_file(path: Path, length: int) -> str:
+    """Read a secret, or generate and store it (mode 0600) the first time."""
+    if path.exists():
+        value = path.read_text().strip()
+        if value:
+            return value
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    value = secrets.token_urlsafe(length)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(value + "\n")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="codespace-hub",
+        description="Start Codespace Hub (JupyterHub with local codespaces) on one machine.",
+    )
+    parser.add_argument("--ip", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--port", type=int, default=8000, help="port to listen on")
+    parser.add_argument(
+        "--data-dir", default="data", help="database, workspaces, env cache, secrets, logs"
+    )
+    parser.add_argument(
+        "--admin-user",
+        action="append",
+        default=None,
+        help="an admin user name (repeat for more; default: admin)",
+    )
+    parser.add_argument("jupyterhub_args", nargs="*", help="after --: arguments for JupyterHub")
+    return parser
+
+
+def hub_environment(args: argparse.Namespace) -> tuple[dict[str, str], dict[str, str]]:
+    """Environment for the JupyterHub config and the login secrets to print."""
+    data_dir = Path(args.data_dir).resolve()
+    for sub in ("secrets", "workspaces", "servers", "env-cache"):
+        (data_dir / sub).mkdir(parents=True, exist_ok=True)
+    (data_dir / "secrets").chmod(0o700)
+    user_password = secret_file(data_dir / "secrets" / "user-password", 12)
+    admin_password = secret_file(data_dir / "secrets" / "admin-password", 32)
+    admins = args.admin_user or ["admin"]
+    env = {
+        "CODESPACE_HUB_DATA_DIR": str(data_dir),
+        "CODESPACE_HUB_IP": args.ip,
+        "CODESPACE_HUB_PORT": str(args.port),
+        "CODESPACE_HUB_ADMIN_USERS": ",".join(admins),
+    }
+    return env, {"user": user_password, "admin": admin_password, "admins": ", ".join(admins)}
+
+
+def banner(ip: str, port: int, data_dir: str, login: dict[str, str]) -> str:
+    host = "127.0.0.1" if ip in ("", "0.0.0.0") else ip  # noqa: S104 - only for display
+    return "\n".join(
+        [
+            "",
+            f"  Codespace Hub: http://{host}:{port}/",
+            f"  Log in with any user name and the password: {login['user']}",
+            f"  Admin users ({login['admins']}) use the admin password in "
+            f"{data_dir}/secrets/admin-password",
+            f"  Data (database, workspaces, env cache, secrets): {data_dir}",
+            "",
+        ]
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    env, login = hub_environment(args)
+    os.environ.update(env)
+    print(banner(args.ip, args.port, env["CODESPACE_HUB_DATA_DIR"], login), flush=True)
+    from jupyterhub.app import JupyterHub
+
+    os.chdir(env["CODESPACE_HUB_DATA_DIR"])
+    JupyterHub.launch_instance([f"--config={CONFIG_FILE}", *args.jupyterhub_args])
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

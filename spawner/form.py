@@ -1,0 +1,85 @@
+"""The spawn form: repository, ref and (when an admin defined some) a profile.
+
+``render_form`` builds the HTML (values escaped); ``parse_form`` turns the submitted fields
+into a validated :class:`~codespace.options.UserOptions` dict, so a bad value is refused on the
+form with the validator's message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from html import escape
+from typing import Any
+
+from pydantic import ValidationError
+
+from codespace.options import UserOptions
+
+
+def render_form(
+    profiles: Sequence[Mapping[str, str]] = (), defaults: Mapping[str, str] | None = None
+) -> str:
+    """HTML for JupyterHub's spawn page (it wraps this in its own <form>)."""
+    defaults = defaults or {}
+    repo = escape(defaults.get("repo", ""), quote=True)
+    ref = escape(defaults.get("ref", ""), quote=True)
+    parts = [
+        '<div class="form-group">',
+        '<label for="codespace-repo">Repository</label>',
+        f'<input class="form-control" id="codespace-repo" name="repo" value="{repo}" required '
+        'placeholder="https://github.com/org/repo.git or /path/to/repo">',
+        '<small class="form-text text-muted">An https://, ssh:// or file:// URL, '
+        "user@host:path, or an absolute path on the hub's machine.</small>",
+        "</div>",
+        '<div class="form-group">',
+        '<label for="codespace-ref">Branch, tag or commit</label>',
+        f'<input class="form-control" id="codespace-ref" name="ref" value="{ref}" '
+        'placeholder="default branch">',
+        "</div>",
+    ]
+    if profiles:
+        parts += [
+            '<div class="form-group">',
+            '<label for="codespace-profile">Profile</label>',
+            '<select class="form-control" id="codespace-profile" name="profile">',
+        ]
+        for profile in profiles:
+            slug = escape(profile["slug"], quote=True)
+            label = escape(profile.get("display_name", profile["slug"]))
+            description = profile.get("description")
+            if description:
+                label += " - " + escape(description)
+            parts.append(f'<option value="{slug}">{label}</option>')
+        parts += ["</select>", "</div>"]
+    return "\n".join(parts)
+
+
+def parse_form(formdata: Mapping[str, Any]) -> dict[str, Any]:
+    """Form fields (lists of strings) -> validated user options; ValueError with a clear text."""
+    fields = {key: formdata[key] for key in ("repo", "ref", "profile", "config") if key in formdata}
+    flat = {
+        key: value[0] if isinstance(value, list) and value else value
+        for key, value in fields.items()
+    }
+    return validate_options(flat)
+
+
+def validate_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """User options from the form or the REST API -> a clean dict; ValueError explains a refusal."""
+    try:
+        parsed = UserOptions.model_validate(dict(options))
+    except ValidationError as error:
+        messages = "; ".join(_message(item) for item in error.errors())
+        raise ValueError(f"Invalid codespace options: {messages}") from None
+    return parsed.model_dump(exclude_none=True, exclude_defaults=True) | {"repo": parsed.repo}
+
+
+def _message(item: Mapping[str, Any]) -> str:
+    message = str(item.get("msg", "invalid"))
+    message = message.removeprefix("Value error, ")
+    location = ".".join(str(part) for part in item.get("loc", ()))
+    if item.get("type") == "missing":
+        return f"{location} is required"
+    if item.get("type") == "extra_forbidden":
+        return f"unknown option {location!r}"
+    return message if location and location in message else f"{location}: {message}"

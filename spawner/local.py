@@ -1,0 +1,249 @@
+"""``LocalCodespaceSpawner``: a codespace on the hub's own machine.
+
+A start runs :func:`codespace.prepare.prepare` (fetch, resolve, environment, lifecycle; each a
+progress event on the spawn page) and then starts ``jupyterhub-singleuser`` from the platform
+environment as a local process, with the workspace as its root, the repository's uv
+environment as the default kernel and the environment of terminals and VS Code.
+
+Servers run as the hub's own system user (like JupyterHub's ``SimpleLocalProcessSpawner``):
+the embedded mode is for one person or a trusted team on one machine, not for isolating
+users from each other. Servers outlive the hub (``start_new_session``); with
+``JupyterHub.cleanup_servers = False`` a restarted hub finds them again through the pid and
+paths kept in the spawner state.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from jupyterhub.spawner import LocalProcessSpawner
+from traitlets import Bool, Dict, List, Unicode, default
+
+from codespace.envbuild import KERNEL_NAME, UvEnvBuilder
+from codespace.options import UserOptions
+from codespace.prepare import ERRORS_FILE, LocalPaths, Prepared, prepare
+from codespace.vscode import plan_extensions
+from spawner.form import parse_form, render_form, validate_options
+from spawner.progress import ProgressLog
+
+DEFAULT_SERVER_DIR = "_default"
+SINGLEUSER_CONFIG = Path(__file__).resolve().parent.parent / "config" / "singleuser"
+
+
+def _safe(name: str) -> str:
+    return quote(name, safe="") or DEFAULT_SERVER_DIR
+
+
+class LocalCodespaceSpawner(LocalProcessSpawner):
+    """Spawn codespaces from git repositories as local processes."""
+
+    data_dir = Unicode(
+        "data",
+        config=True,
+        help="Directory for workspaces, the environment cache and per-server state.",
+    )
+    profiles = List(
+        Dict(),
+        config=True,
+        help="""Profiles users may pick: dicts with ``slug``, ``display_name`` and
+        ``description``; ``env`` (a dict) is added to the server's environment.""",
+    )
+    code_server = Unicode(
+        config=True,
+        help="Path of the code-server executable for VS Code in the browser ('' disables it).",
+    )
+    delete_workspace_on_remove = Bool(
+        False,
+        config=True,
+        help="""Delete a named server's workspace when the server is removed. Off by default:
+        removing a server keeps its workspace, and a server made again with the same name
+        finds it.""",
+    )
+    vsix_dirs = List(
+        Unicode(),
+        config=True,
+        help="""Directories with ``publisher.name-version.vsix`` files for the VS Code
+        extensions repositories ask for (``customizations.vscode.extensions``). Default:
+        ``<data_dir>/vsix``.""",
+    )
+    singleuser_config_dir = Unicode(
+        str(SINGLEUSER_CONFIG),
+        config=True,
+        help="Jupyter config directory added for every server (VS Code launcher entry).",
+    )
+
+    workspace = Unicode(help="This server's workspace (kept in the spawner state).")
+    server_dir = Unicode(help="This server's state directory (kept in the spawner state).")
+
+    @default("code_server")
+    def _default_code_server(self) -> str:
+        bundled = (
+            Path(__file__).resolve().parent.parent
+            / ".tools/code-server/node_modules/.bin/code-server"
+        )
+        return str(bundled) if bundled.exists() else (shutil.which("code-server") or "")
+
+    @default("vsix_dirs")
+    def _default_vsix_dirs(self) -> list[str]:
+        return [str(Path(self.data_dir).resolve() / "vsix")]
+
+    @default("start_timeout")
+    def _default_start_timeout(self) -> int:
+        return 900  # a cold environment build can take minutes
+
+    @default("http_timeout")
+    def _default_http_timeout(self) -> int:
+        return 60
+
+    @default("options_form")
+    def _default_options_form(self) -> str:
+        return render_form(self.profiles)
+
+    @default("options_from_form")
+    def _default_options_from_form(self) -> Any:
+        return parse_form
+
+    @default("cmd")
+    def _default_cmd(self) -> list[str]:
+        return [str(Path(sys.executable).parent / "jupyterhub-singleuser")]
+
+    def make_preexec_fn(self, name: str) -> None:
+        """Run as the hub's user (the embedded mode has no system user per hub user)."""
+        return None
+
+    def user_env(self, env: dict[str, str]) -> dict[str, str]:
+        env["USER"] = self.user.name
+        env.setdefault("SHELL", "/bin/bash")
+        return env
+
+    # -- paths and state ---------------------------------------------------------------
+
+    def local_paths(self) -> LocalPaths:
+        root = Path(self.data_dir).resolve()
+        user, server = _safe(self.user.name), _safe(self.name)
+        return LocalPaths(
+            workspace=Path(self.workspace or root / "workspaces" / user / server),
+            server_dir=Path(self.server_dir or root / "servers" / user / server),
+        )
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        super().load_state(state)
+        self.workspace = state.get("workspace", "")
+        self.server_dir = state.get("server_dir", "")
+
+    def get_state(self) -> dict[str, Any]:
+        state = super().get_state()
+        if self.workspace:
+            state["workspace"] = self.workspace
+            state["server_dir"] = self.server_dir
+        return state
+
+    # -- start ---------------------------------------------------------------------------
+
+    async def start(self) -> tuple[str, int]:
+        self._progress = log = ProgressLog()
+        try:
+            options = UserOptions.model_validate(validate_options(self.user_options or {}))
+        except ValueError as error:
+            log.step(1, str(error))
+            log.close()
+            raise
+        paths = self.local_paths()
+        self.workspace, self.server_dir = str(paths.workspace), str(paths.server_dir)
+        paths.server_dir.mkdir(parents=True, exist_ok=True)
+        builder = UvEnvBuilder(Path(self.data_dir).resolve() / "env-cache")
+        try:
+            prepared = await prepare(options, paths, builder, log, base_env=os.environ)
+        except Exception as error:
+            log.step(99, f"failed: {error}")
+            log.close()
+            raise
+        self._apply(prepared, options)
+        self._report_vscode(prepared, log)
+        log.step(95, "server: starting JupyterLab")
+        try:
+            return await self._start_process(paths)
+        finally:
+            log.close()
+
+    def _apply(self, prepared: Prepared, options: UserOptions) -> None:
+        """Point the server at the workspace, the repo env kernel and the error file."""
+        paths = self.local_paths()
+        self.notebook_dir = str(paths.workspace)
+        self.default_url = f"/lab/tree/{ERRORS_FILE}" if prepared.problems else "/lab"
+        profile_env = self._profile(options.profile).get("env", {})
+        jupyter_path = [str(paths.jupyter_data), os.environ.get("JUPYTER_PATH", "")]
+        config_path = [self.singleuser_config_dir, os.environ.get("JUPYTER_CONFIG_PATH", "")]
+        self._server_env = {
+            **{str(k): str(v) for k, v in profile_env.items()},
+            **prepared.server_env,
+            "JUPYTER_PATH": os.pathsep.join(p for p in jupyter_path if p),
+            "JUPYTER_CONFIG_PATH": os.pathsep.join(p for p in config_path if p),
+            "CODESPACE_WORKSPACE": str(paths.workspace),
+            "CODESPACE_SERVER_DIR": str(paths.server_dir),
+            "CODESPACE_CODE_SERVER": self.code_server,
+            "CODESPACE_VSCODE_EXTENSIONS": " ".join(prepared.spec.customizations.vscode.extensions),
+            "CODESPACE_VSIX_PATH": os.pathsep.join(self.vsix_dirs),
+            "CODESPACE_REPO": options.repo,
+            "CODESPACE_PROFILE": options.profile or "",
+        }
+
+    def _report_vscode(self, prepared: Prepared, log: ProgressLog) -> None:
+        if not self.code_server:
+            log.line("VS Code: code-server is not installed; the VS Code launcher is off")
+            return
+        wanted = prepared.spec.customizations.vscode.extensions
+        plan = plan_extensions(wanted, [Path(p) for p in self.vsix_dirs])
+        if plan.install:
+            log.line("VS Code: installs on first open: " + ", ".join(plan.install))
+        if plan.missing:
+            log.line("VS Code: no local VSIX, not installed: " + ", ".join(plan.missing))
+
+    def _profile(self, slug: str | None) -> dict[str, Any]:
+        if not slug:
+            return {}
+        for profile in self.profiles:
+            if profile.get("slug") == slug:
+                return profile
+        raise ValueError(f"profile {slug!r} is not one of the hub's profiles")
+
+    def get_args(self) -> list[str]:
+        args = [*super().get_args(), f"--MappingKernelManager.default_kernel_name={KERNEL_NAME}"]
+        if os.geteuid() == 0:
+            args.append("--ServerApp.allow_root=True")  # the single-user server refuses root
+        return args
+
+    def get_env(self) -> dict[str, str]:
+        env = super().get_env()
+        env.update(getattr(self, "_server_env", {}))
+        return env
+
+    async def _start_process(self, paths: LocalPaths) -> tuple[str, int]:
+        log_path = paths.server_dir / "server.log"
+        with log_path.open("ab") as handle:
+            self.popen_kwargs = {"stdout": handle, "stderr": handle, "cwd": str(paths.workspace)}
+            return await super().start()
+
+    async def progress(self):  # type: ignore[override]
+        log = getattr(self, "_progress", None)
+        if log is None:
+            return
+        async for event in log.follow():
+            yield event
+
+    # -- removal -------------------------------------------------------------------------
+
+    def delete_forever(self) -> None:
+        """Called when a named server is removed: keep the workspace unless configured."""
+        paths = self.local_paths()
+        if self.delete_workspace_on_remove:
+            shutil.rmtree(paths.workspace, ignore_errors=True)
+            shutil.rmtree(paths.server_dir, ignore_errors=True)
+            self.log.info("Removed workspace %s", paths.workspace)
+        else:
+            self.log.info("Server removed; its workspace %s is kept", paths.workspace)
