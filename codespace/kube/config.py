@@ -52,8 +52,9 @@ class GpuConfig(_Model):
     )
     maxCount: int = Field(1, ge=1, description="Most whole GPUs (or vGPUs) one codespace gets")
     memory: str | None = Field(
-        None, description="Memory of one physical GPU (e.g. '80Gi'); lets fractions and memory "
-        "requests be converted and checked"
+        None,
+        description="Memory of one physical GPU (e.g. '80Gi'); lets fractions and memory "
+        "requests be converted and checked",
     )
     migProfiles: list[str] = Field(
         default_factory=list, description="MIG mixed strategy: offered profiles, e.g. 1g.10gb"

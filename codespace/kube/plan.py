@@ -162,8 +162,8 @@ def _resources(codespace: Codespace, profile: Profile) -> dict[str, Any]:
     if wanted_cpu is not None and profile.cpu is not None:
         if to_cores(wanted_cpu) > to_cores(profile.cpu):
             raise PlanError(
-                f"the codespace asks for {wanted_cpu} CPU; profile {profile.name!r} "
-                f"allows {profile.cpu}"
+                f"the codespace asks for {to_cores(wanted_cpu):g} CPU; profile {profile.name!r} "
+                f"allows {to_cores(profile.cpu):g}"
             )
     if wanted_mem is not None and profile.memory is not None:
         if to_bytes(wanted_mem) > to_bytes(profile.memory):
@@ -188,9 +188,7 @@ def make_kube_plan(
     names: Names = Names(),
 ) -> KubePlan:
     """Decide every object of a spawn. Raises GpuUnsatisfiable / PlanError / DatasetNotReady."""
-    profile, gpu = choose_profile(
-        codespace.resources.gpu, config.profiles, wanted=options.profile
-    )
+    profile, gpu = choose_profile(codespace.resources.gpu, config.profiles, wanted=options.profile)
     warnings = [gpu.note] if gpu.note else []
     image = choose_image(codespace, config, options.repo, env_hash, gpu=gpu.granted)
     datasets = requested_datasets(codespace.datasets, options.datasets)

@@ -34,7 +34,9 @@ def test_whole_gpus_beyond_the_profile_maximum_are_refused():
     ("resource", "expected"), [(None, "nvidia.com/gpu"), ("nvidia.com/gpu.shared", None)]
 )
 def test_time_slicing_asks_for_one_replica(resource, expected):
-    plan = plan_gpu_for(GpuRequest(fraction=0.25), profile("time-slicing", resource=resource, replicas=4))
+    plan = plan_gpu_for(
+        GpuRequest(fraction=0.25), profile("time-slicing", resource=resource, replicas=4)
+    )
     assert plan.limits == {expected or resource: "1"}
     assert plan.env["CODESPACE_GPU_FRACTION"] == "0.25"
     assert plan.env["CODESPACE_GPU_SHARING"] == "time-slicing"
@@ -153,7 +155,9 @@ EXAMPLE_PROFILES = [
 def test_every_mode_emits_schema_valid_objects(name, gpu):
     config = parse_config({"profiles": EXAMPLE_PROFILES})
     codespace = Codespace(resources={"gpu": gpu})
-    plan = make_kube_plan(codespace, UserOptions(repo="https://example.org/a/b.git", profile=name), config, "f" * 64)
+    plan = make_kube_plan(
+        codespace, UserOptions(repo="https://example.org/a/b.git", profile=name), config, "f" * 64
+    )
     assert plan.gpu.granted
     pod = plan.preview_pod()
     limits = pod["spec"]["containers"][0]["resources"]["limits"]
