@@ -25,7 +25,7 @@ from codespace.options import UserOptions
 
 
 class _NoAliases(yaml.SafeDumper):
-    def ignore_aliases(self, data):  # noqa: ARG002 - yaml API
+    def ignore_aliases(self, data):
         return True
 
 

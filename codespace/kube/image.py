@@ -81,7 +81,8 @@ def render_dockerfile(codespace: Codespace, base_image: str) -> str:
         packages = " ".join(shlex.quote(name) for name in codespace.apt)
         lines += [
             "RUN apt-get update \\",
-            f" && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends {packages} \\",
+            " && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends"
+            f" {packages} \\",
             " && rm -rf /var/lib/apt/lists/*",
         ]
     lines += [
@@ -153,7 +154,8 @@ if [ -n "$3" ]; then printf '%s' "$3" > /build/dockerfile/Dockerfile; fi
 # Buildah: "$1" image, "$2" Dockerfile, "$3" context, then build arguments.
 _BUILDAH_SCRIPT = """set -eu
 image="$1"; dockerfile="$2"; context="$3"; shift 3
-buildah build --isolation chroot --storage-driver vfs --layers -f "$dockerfile" -t "$image" "$@" "$context"
+buildah build --isolation chroot --storage-driver vfs --layers \
+  -f "$dockerfile" -t "$image" "$@" "$context"
 buildah push --storage-driver vfs "$image"
 """
 

@@ -61,7 +61,7 @@ def test_mig_picks_the_smallest_profile_that_fits(request_, mig):
 
 
 def test_mig_refuses_more_memory_than_its_largest_profile():
-    with pytest.raises(GpuUnsatisfiable, match="largest MIG profile is 3g.40gb"):
+    with pytest.raises(GpuUnsatisfiable, match=r"largest MIG profile is 3g\.40gb"):
         plan_gpu_for(GpuRequest(memory="50Gi"), profile("mig", migProfiles=MIG[:3]))
 
 

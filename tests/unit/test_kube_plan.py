@@ -118,8 +118,8 @@ def test_dataset_problem_reports_phase_and_conditions():
     }
     message = dataset_problem("d", "ns", obj)
     assert (
-        message
-        == "dataset 'd' in namespace 'ns' is NotBound, not Bound: Ready=False (NoRuntime): no runtime bound"
+        message == "dataset 'd' in namespace 'ns' is NotBound, not Bound: "
+        "Ready=False (NoRuntime): no runtime bound"
     )
 
 
@@ -194,5 +194,5 @@ def test_config_errors_name_the_key(tmp_path: Path):
         load_config(path)
     assert "mode mig needs migProfiles" in str(caught.value)
     assert str(path) in str(caught.value)
-    with pytest.raises(ConfigError, match="registry.prefx: Extra inputs"):
+    with pytest.raises(ConfigError, match=r"registry\.prefx: Extra inputs"):
         parse_config({"registry": {"prefx": "x"}})
