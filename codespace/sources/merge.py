@@ -7,7 +7,8 @@ devcontainer.json's ``customizations.codespace`` adds to the keys it maps itself
 - mappings (``containerEnv``, ``resources``, ``python``, ...): merged key by key;
 - lists: unioned, keeping order; ``ports`` by port number and ``datasets`` by name,
   where the later entry replaces the earlier one;
-- lifecycle commands: the extending document's command replaces the base's.
+- lifecycle commands and ``resources.gpu``: the extending document's value replaces the
+  base's.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ from .base import copy_positions
 
 # Lists of mappings merged by an identifying key instead of by equality.
 KEYED_LISTS: dict[Path_, str] = {("ports",): "port", ("datasets",): "name"}
-REPLACED: set[Path_] = {(key,) for key in LIFECYCLE_COMMANDS}
+# Values replaced as a whole: commands, and a GPU request (count/fraction/memory exclude
+# each other, so merging two requests key by key could ask for both).
+REPLACED: set[Path_] = {(key,) for key in LIFECYCLE_COMMANDS} | {("resources", "gpu")}
 
 
 def merge(base: Document, over: Document, file: str | None = None) -> Document:
