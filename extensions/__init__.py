@@ -18,4 +18,4 @@ def _jupyter_server_extension_points() -> list[dict[str, Any]]:
 
 
 def _jupyter_labextension_paths() -> list[dict[str, str]]:
-    return [{"src": "labextension/static-build", "dest": LABEXTENSION_NAME}]
+    return [{"src": "labextension/static", "dest": LABEXTENSION_NAME}]

@@ -1,0 +1,333 @@
+// The Datasets sidebar: a filterable table, a detail view with the file listing, actions.
+import { Clipboard } from '@jupyterlab/apputils';
+import { Widget } from '@lumino/widgets';
+
+import { datasetsApi, IDataset, IFilePage, IPrewarmOperation } from './api';
+
+export interface IPanelActions {
+  openInFileBrowser(path: string): Promise<void>;
+  /** Insert code into the active notebook; false when there is none. */
+  insertSnippet(code: string): Promise<boolean>;
+}
+
+const POLL_MS = 1000;
+
+function el<K extends keyof HTMLElementTagNameMap>(
+  tag: K,
+  props: Partial<HTMLElementTagNameMap[K]> & { className?: string } = {},
+  children: (Node | string)[] = []
+): HTMLElementTagNameMap[K] {
+  const node = document.createElement(tag);
+  Object.assign(node, props);
+  for (const child of children) {
+    node.append(child);
+  }
+  return node;
+}
+
+function bytes(n: number | null): string {
+  if (n === null) {
+    return '';
+  }
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let value = n;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return unit ? `${value.toFixed(1)} ${units[unit]}` : `${value} B`;
+}
+
+export function pythonSnippet(dataset: IDataset): string {
+  const path = dataset.mountPath ?? `/datasets/${dataset.name}`;
+  return [
+    'from pathlib import Path',
+    'from codespace import datasets',
+    '',
+    `dataset = datasets.get(${JSON.stringify(dataset.name)})`,
+    `root = Path(${JSON.stringify(path)})`,
+    'sorted(root.iterdir())[:10]'
+  ].join('\n');
+}
+
+export class DatasetsPanel extends Widget {
+  private datasets: IDataset[] = [];
+  private filterInput: HTMLInputElement;
+  private tableBody: HTMLTableSectionElement;
+  private detail: HTMLDivElement;
+  private statusLine: HTMLDivElement;
+  private selected: string | null = null;
+  private poll: number | null = null;
+
+  constructor(private actions: IPanelActions) {
+    super();
+    this.addClass('jp-CodespaceDatasets');
+    this.filterInput = el('input', {
+      type: 'search',
+      placeholder: 'Filter datasets',
+      className: 'jp-CodespaceDatasets-filter'
+    });
+    this.filterInput.addEventListener('input', () => this.renderTable());
+    const refresh = el('button', { className: 'jp-mod-styled', textContent: 'Refresh' });
+    refresh.addEventListener('click', () => void this.refresh());
+    this.tableBody = el('tbody');
+    const head = el('thead', {}, [
+      el(
+        'tr',
+        {},
+        ['Name', 'Source', 'Phase', 'Size', 'Files', 'Cached', 'Mount path'].map(h =>
+          el('th', { textContent: h })
+        )
+      )
+    ]);
+    this.statusLine = el('div', { className: 'jp-CodespaceDatasets-status' });
+    this.detail = el('div', { className: 'jp-CodespaceDatasets-detail' });
+    this.node.append(
+      el('div', { className: 'jp-CodespaceDatasets-header' }, [
+        el('h2', { textContent: 'Datasets' }),
+        this.filterInput,
+        refresh
+      ]),
+      el('table', { className: 'jp-CodespaceDatasets-table' }, [head, this.tableBody]),
+      this.statusLine,
+      this.detail
+    );
+  }
+
+  protected onAfterAttach(): void {
+    void this.refresh();
+  }
+
+  protected onBeforeDetach(): void {
+    this.stopPolling();
+  }
+
+  async refresh(): Promise<void> {
+    try {
+      this.datasets = (await datasetsApi.list()).datasets;
+      this.say('');
+    } catch (error) {
+      this.say(`Cannot list datasets: ${(error as Error).message}`, true);
+    }
+    this.renderTable();
+  }
+
+  private say(message: string, isError = false): void {
+    this.statusLine.textContent = message;
+    this.statusLine.classList.toggle('jp-mod-error', isError);
+  }
+
+  private renderTable(): void {
+    const needle = this.filterInput.value.trim().toLowerCase();
+    const rows = this.datasets.filter(d =>
+      [d.name, d.description, d.source, ...d.tags].some(v => v.toLowerCase().includes(needle))
+    );
+    this.tableBody.replaceChildren(
+      ...rows.map(d => {
+        const row = el('tr', { className: 'jp-CodespaceDatasets-row' }, [
+          el('td', { textContent: d.name, title: d.description }),
+          el('td', { textContent: d.source, title: d.source }),
+          el('td', { textContent: d.status.phase, title: d.status.message ?? '' }),
+          el('td', { textContent: d.status.ufsTotal ?? '' }),
+          el('td', { textContent: d.status.fileNum?.toString() ?? '' }),
+          el('td', { textContent: d.status.cachedPercentage ?? '' }),
+          el('td', { textContent: d.mounted ? d.mountPath ?? '' : '' })
+        ]);
+        row.dataset.name = d.name;
+        row.classList.toggle('jp-mod-selected', d.name === this.selected);
+        row.addEventListener('click', () => void this.select(d.name));
+        return row;
+      })
+    );
+  }
+
+  async select(name: string): Promise<void> {
+    this.selected = name;
+    this.stopPolling();
+    this.renderTable();
+    try {
+      const dataset = await datasetsApi.get(name);
+      this.datasets = this.datasets.map(d => (d.name === name ? dataset : d));
+      this.renderTable();
+      this.renderDetail(dataset);
+      const history = (await datasetsApi.prewarmHistory(name)).operations;
+      if (history.length && !['Complete', 'Failed'].includes(history[0].phase)) {
+        this.watchPrewarm(dataset);
+      }
+    } catch (error) {
+      this.say(`${name}: ${(error as Error).message}`, true);
+    }
+  }
+
+  private renderDetail(dataset: IDataset): void {
+    const status = dataset.status;
+    const facts: [string, string][] = [
+      ['Description', dataset.description],
+      ['Source', dataset.source],
+      ['Backend', dataset.backend],
+      ['Phase', status.phase],
+      ['Size', status.ufsTotal ?? ''],
+      ['Files', status.fileNum?.toString() ?? ''],
+      ['Cached', [status.cached, status.cachedPercentage].filter(Boolean).join(' / ')],
+      ['Cache capacity', status.cacheCapacity ?? ''],
+      ['Cache hit ratio', status.cacheHitRatio ?? ''],
+      ...Object.entries(status.runtimePhases).map(
+        ([part, phase]) => [`Runtime ${part}`, phase] as [string, string]
+      ),
+      ['Read-only', dataset.readOnly ? 'yes' : 'no'],
+      ['Mounted at', dataset.mounted ? dataset.mountPath ?? '' : 'not mounted'],
+      ['Note', status.message ?? '']
+    ];
+    const button = (label: string, action: () => Promise<void>) => {
+      const b = el('button', { className: 'jp-mod-styled', textContent: label });
+      b.dataset.action = label;
+      b.addEventListener('click', () => void action());
+      return b;
+    };
+    const progress = el('div', { className: 'jp-CodespaceDatasets-progress' });
+    const files = el('div', { className: 'jp-CodespaceDatasets-files' });
+    this.detail.replaceChildren(
+      el('h3', { textContent: dataset.name }),
+      el(
+        'dl',
+        {},
+        facts
+          .filter(([, v]) => v)
+          .flatMap(([k, v]) => [el('dt', { textContent: k }), el('dd', { textContent: v })])
+      ),
+      el('div', { className: 'jp-CodespaceDatasets-actions' }, [
+        button('Open in file browser', () => this.openInBrowser(dataset)),
+        button('Copy path', async () => {
+          Clipboard.copyToSystem(dataset.mountPath ?? dataset.source);
+          this.say(`Copied ${dataset.mountPath ?? dataset.source}`);
+        }),
+        button('Insert snippet', async () => {
+          const done = await this.actions.insertSnippet(pythonSnippet(dataset));
+          this.say(done ? 'Snippet inserted' : 'Open a notebook to insert a snippet', !done);
+        }),
+        button('Prewarm', () => this.prewarm(dataset)),
+        button('Mount', () => this.mount(dataset))
+      ]),
+      progress,
+      files
+    );
+    void this.showFiles(dataset.name, '');
+  }
+
+  private async openInBrowser(dataset: IDataset): Promise<void> {
+    if (!dataset.mounted) {
+      await this.mount(dataset);
+      dataset = await datasetsApi.get(dataset.name);
+    }
+    if (dataset.contentsPath === null) {
+      this.say(`${dataset.mountPath} is outside the file browser's root`, true);
+      return;
+    }
+    await this.actions.openInFileBrowser(dataset.contentsPath);
+  }
+
+  private async showFiles(name: string, path: string, cursor?: string): Promise<void> {
+    const box = this.detail.querySelector('.jp-CodespaceDatasets-files');
+    if (!box) {
+      return;
+    }
+    let page: IFilePage;
+    try {
+      page = await datasetsApi.files(name, path, cursor);
+    } catch (error) {
+      box.replaceChildren(el('p', { textContent: (error as Error).message }));
+      return;
+    }
+    const up = path.includes('/') ? path.slice(0, path.lastIndexOf('/')) : '';
+    const items: HTMLElement[] = [];
+    if (path) {
+      const parent = el('li', { className: 'jp-CodespaceDatasets-dir', textContent: '..' });
+      parent.addEventListener('click', () => void this.showFiles(name, up));
+      items.push(parent);
+    }
+    for (const entry of page.entries) {
+      const isDir = entry.type === 'directory';
+      const li = el('li', {
+        className: isDir ? 'jp-CodespaceDatasets-dir' : 'jp-CodespaceDatasets-file',
+        textContent: isDir ? `${entry.name}/` : `${entry.name}  ${bytes(entry.size)}`
+      });
+      if (isDir) {
+        li.addEventListener('click', () => void this.showFiles(name, entry.path));
+      }
+      items.push(li);
+    }
+    const children: HTMLElement[] = [
+      el('h4', { textContent: `Files in /${page.path} (${page.total})` }),
+      el('ul', {}, items)
+    ];
+    if (page.nextCursor) {
+      const more = el('button', { className: 'jp-mod-styled', textContent: 'Next page' });
+      more.addEventListener('click', () => void this.showFiles(name, path, page.nextCursor!));
+      children.push(more);
+    }
+    box.replaceChildren(...children);
+  }
+
+  private async prewarm(dataset: IDataset): Promise<void> {
+    try {
+      const op = await datasetsApi.prewarm(dataset.name);
+      this.renderProgress(op);
+      this.watchPrewarm(dataset);
+    } catch (error) {
+      this.say(`Prewarm failed: ${(error as Error).message}`, true);
+    }
+  }
+
+  private watchPrewarm(dataset: IDataset): void {
+    this.stopPolling();
+    const tick = async () => {
+      const [op] = (await datasetsApi.prewarmHistory(dataset.name)).operations;
+      if (!op || this.selected !== dataset.name) {
+        return;
+      }
+      this.renderProgress(op);
+      if (op.phase === 'Complete' || op.phase === 'Failed') {
+        this.stopPolling();
+        const fresh = await datasetsApi.get(dataset.name);
+        this.datasets = this.datasets.map(d => (d.name === fresh.name ? fresh : d));
+        this.renderTable();
+      }
+    };
+    this.poll = window.setInterval(() => void tick(), POLL_MS);
+    void tick();
+  }
+
+  private renderProgress(op: IPrewarmOperation): void {
+    const box = this.detail.querySelector('.jp-CodespaceDatasets-progress');
+    if (!box) {
+      return;
+    }
+    const bar = el('progress', { max: op.bytesTotal || 1, value: op.bytesDone });
+    const files = op.filesTotal !== null ? `${op.filesDone}/${op.filesTotal} files, ` : '';
+    const amount = `${files}${bytes(op.bytesDone)} of ${bytes(op.bytesTotal)}`;
+    box.replaceChildren(
+      el('span', { textContent: `Prewarm ${op.phase}: ${amount}` }),
+      bar,
+      el('div', { textContent: op.message ?? '' })
+    );
+    box.setAttribute('data-phase', op.phase);
+  }
+
+  private async mount(dataset: IDataset): Promise<void> {
+    try {
+      const result = await datasetsApi.mount(dataset.name);
+      this.say(`${result.mounted ? 'Mounted' : 'Recorded'}: ${result.message}`);
+      await this.refresh();
+    } catch (error) {
+      this.say(`Mount failed: ${(error as Error).message}`, true);
+    }
+  }
+
+  private stopPolling(): void {
+    if (this.poll !== null) {
+      window.clearInterval(this.poll);
+      this.poll = null;
+    }
+  }
+}
