@@ -3,20 +3,26 @@
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from codespace.cli import main
 from codespace.resolve import default_resolution, resolve
 from codespace.spec.errors import SpecError
 from codespace.spec.files import MAX_FILE_BYTES
+from codespace.spec.model import Codespace
 from codespace.spec.parse import parse_jsonc, parse_yaml
 from codespace.spec.schema import manifest_schema
 
 CASES = Path(__file__).resolve().parent.parent / "cases"
+KEYS = [*Codespace.model_fields, "forwardPorts", "hostRequirements", "portsAttributes", "cpu"]
 
 
 def write(root: Path, relative: str, text: str) -> Path:
@@ -191,3 +197,41 @@ def test_schema_is_a_fresh_copy() -> None:
 def test_unknown_mode_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="mode"):
         resolve(tmp_path, mode="cloud")
+
+
+# ------------------------------------------------------------------ never a traceback
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-10, 70000) | st.floats(-2, 2) | st.text(max_size=8),
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.dictionaries(st.sampled_from(KEYS) | st.text(max_size=6), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(text=st.text(max_size=80))
+def test_any_text_parses_or_fails_with_a_spec_error(text: str) -> None:
+    for parse in (parse_jsonc, parse_yaml):
+        try:
+            parse(text, "f")
+        except SpecError as error:
+            assert str(error).startswith("f")
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.dictionaries(st.sampled_from(KEYS), json_values, max_size=5))
+def test_any_manifest_resolves_or_fails_with_positions(data: dict[str, Any]) -> None:
+    with tempfile.TemporaryDirectory() as directory:
+        root = Path(directory)
+        write(root, ".codespace/codespace.yaml", yaml.safe_dump(data))
+        write(root, ".devcontainer/devcontainer.json", json.dumps(data))
+        for _source in ("codespace.yaml", "devcontainer.json"):
+            try:
+                resolve(root)
+            except SpecError as error:
+                for diagnostic in error.diagnostics:
+                    assert diagnostic.location is not None, str(diagnostic)
+            (root / ".codespace/codespace.yaml").unlink(missing_ok=True)
