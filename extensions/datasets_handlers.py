@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from jupyter_server.auth.decorator import authorized
@@ -29,6 +30,7 @@ from codespace.datasets.backend import (
     DatasetError,
     DatasetNotFound,
 )
+from codespace.datasets.models import Dataset
 from codespace.datasets.paths import PathRefused
 from codespace.spec.model import DNS1123_LABEL
 
@@ -36,14 +38,27 @@ API = r"/codespace/api/datasets"
 NAME = r"(?P<name>[^/]+)"
 
 
-def _jsonable(value: Any) -> Any:
+def _jsonable(value: Any, root: Path | None = None) -> Any:
+    if isinstance(value, Dataset):
+        path = _contents_path(value.mountPath, root)
+        return value.model_copy(update={"contentsPath": path}).model_dump(mode="json")
     if isinstance(value, BaseModel):
         return value.model_dump(mode="json")
     if isinstance(value, list):
-        return [_jsonable(item) for item in value]
+        return [_jsonable(item, root) for item in value]
     if isinstance(value, dict):
-        return {key: _jsonable(item) for key, item in value.items()}
+        return {key: _jsonable(item, root) for key, item in value.items()}
     return value
+
+
+def _contents_path(mount_path: str | None, root: Path | None) -> str | None:
+    """The mount path relative to the server's root (what the file browser opens), if inside."""
+    if not mount_path or root is None:
+        return None
+    try:
+        return Path(mount_path).relative_to(root).as_posix()
+    except ValueError:
+        return None
 
 
 def _errors(method: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
@@ -74,7 +89,8 @@ class DatasetHandler(APIHandler):
 
     def reply(self, value: Any, status: int = 200) -> None:
         self.set_status(status)
-        self.finish(json.dumps(_jsonable(value)))
+        root = Path(self.settings.get("server_root_dir") or "/").expanduser()
+        self.finish(json.dumps(_jsonable(value, root)))
 
     def json_body(self) -> dict[str, Any]:
         if not self.request.body:

@@ -66,6 +66,9 @@ class Dataset(_Model):
     status: DatasetStatus = Field(default_factory=DatasetStatus)
     mountPath: str | None = Field(None, description="Where it is mounted in this codespace")
     mounted: bool = False
+    contentsPath: str | None = Field(
+        None, description="mountPath relative to the Jupyter server's root (set by the REST API)"
+    )
 
 
 class FileEntry(_Model):

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from tornado.httpclient import HTTPClientError
 
+from codespace.client import ApiError
 from tests.datasets_support import write_catalog
 
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
@@ -112,6 +113,8 @@ async def _prewarm_and_mount(jp_fetch, jp_root_dir: Path) -> None:
     await expect_error(jp_fetch, 400, "iris", "prewarm", method="POST", body='{"paths": "x"}')
     code, mounted = await fetch_json(jp_fetch, "iris", "mount", method="POST", body="{}")
     assert mounted["mounted"] and mounted["mountPath"] == str(jp_root_dir / "datasets" / "iris")
+    code, iris = await fetch_json(jp_fetch, "iris")
+    assert iris["mounted"] and iris["contentsPath"] == "datasets/iris"  # for the file browser
     assert (jp_root_dir / "datasets" / "iris" / "raw" / "iris.csv").exists()
     code, unmounted = await fetch_json(jp_fetch, "iris", "mount", method="DELETE")
     assert not unmounted["mounted"] and not (jp_root_dir / "datasets" / "iris").exists()
@@ -150,3 +153,38 @@ async def _xsrf(jp_fetch, jp_serverapp) -> None:
         headers={**browser, "X-XSRFToken": xsrf},
     )
     assert code == 200 and mounted["mounted"]
+
+
+def test_kernel_client_sdk_and_cli_through_the_server(
+    jp_fetch, run, jp_serverapp, jp_http_port, jp_base_url, monkeypatch, capsys
+) -> None:
+    """What a notebook does: the stdlib client with the server's URL and token from the env."""
+    import asyncio
+
+    from codespace import datasets
+    from codespace.cli import main
+
+    url = f"http://127.0.0.1:{jp_http_port}{jp_base_url}"
+    monkeypatch.setenv("JUPYTERHUB_SERVICE_URL", url)
+    monkeypatch.setenv("JUPYTERHUB_API_TOKEN", jp_serverapp.identity_provider.token)
+
+    def in_thread(function, *args):  # the server runs on this thread's loop
+        return run(asyncio.to_thread(function, *args))
+
+    listed = in_thread(datasets.list)
+    assert [d.name for d in listed] == ["iris"] and listed[0].status.phase == "Bound"
+    assert [e.path for e in in_thread(datasets.files, "iris", "raw").entries] == ["raw/iris.csv"]
+    mounted = in_thread(datasets.mount, "iris")
+    assert mounted.mounted and "NOT enforced" in mounted.message
+    with pytest.raises(ApiError, match="404"):
+        in_thread(datasets.get, "nope")
+
+    assert in_thread(main, ["datasets", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "iris" in out and "Bound" in out
+    assert in_thread(main, ["datasets", "files", "iris", "../"]) == 1
+    assert "contains '..'" in capsys.readouterr().err
+
+    monkeypatch.setenv("JUPYTERHUB_API_TOKEN", "wrong")
+    with pytest.raises(ApiError, match="403"):
+        in_thread(datasets.list)
