@@ -1,0 +1,56 @@
+"""A test-only fake Kubernetes API server with a "kubelet" that runs pods as local processes.
+
+Enough of the API for KubeSpawner, kubernetes_asyncio and our own code to run unchanged:
+list, watch, get, create, delete, merge-patch and replace of namespaced objects, for the core
+kinds (pods, events, persistentvolumeclaims, services, secrets, configmaps), ``batch/v1``
+jobs and any namespaced custom resource (``/apis/<group>/<version>/namespaces/<ns>/<plural>``),
+plus pod logs. Plain HTTP on 127.0.0.1, no authentication. It is not a Kubernetes: no
+admission, no defaulting beyond metadata, no validation (tests validate objects with
+:mod:`tests.helpers.k8s_schema`).
+
+Use::
+
+    from tests.fakekube import FakeKube
+
+    with FakeKube() as kube:                      # starts in a background thread
+        kube.kubeconfig(tmp_path / "kubeconfig")  # a kubeconfig that points at it
+        kube.url                                  # http://127.0.0.1:PORT
+        kube.create({"apiVersion": "data.fluid.io/v1alpha1", "kind": "Dataset", ...})
+        kube.set_status("data.fluid.io/v1alpha1", "datasets", "ns", "name", {"phase": "Bound"})
+        kube.get("v1", "pods", "ns", "jupyter-alice")  # None when absent
+        kube.list("batch/v1", "jobs", "ns")
+
+Every method is thread-safe (it runs on the server's event loop and waits), so synchronous
+tests, a hub in a subprocess and async code can all drive it. Watchers see every change.
+
+The kubelet (``kube.kubelet``, a :class:`Kubelet`) acts on each new pod:
+
+1. *schedule*: the pod's resource limits must fit ``kubelet.capacity`` (extended resources
+   such as ``nvidia.com/gpu`` absent from it count as 0) minus what running pods use, and
+   every PVC it mounts must exist; otherwise the pod stays Pending with condition
+   ``PodScheduled=False (Unschedulable)`` and a ``FailedScheduling`` event, like the real
+   scheduler. A ``schedulerName`` not in ``kubelet.schedulers`` leaves it Pending silently.
+2. *pull*: ``kubelet.pullable(image) -> bool`` (default: every image) decides; a refused
+   image gives ``ErrImagePull`` then ``ImagePullBackOff`` and ``Failed``/``BackOff`` events.
+3. *run*: init containers are recorded as completed without running (they would need the
+   image's filesystem). The first container's ``command + args`` runs as a local process
+   with the container's ``env`` (literal values; ``valueFrom`` is skipped) over
+   ``kubelet.base_env``. Each pod gets its own loopback address 127.0.0.N as its pod IP,
+   and ``0.0.0.0`` in env values is replaced by it (the pod's network namespace, emulated),
+   so several servers can all listen on port 8888. The pod turns Running/Ready when the
+   process has started, Succeeded/Failed when it exits; deleting the pod kills the process
+   group.
+
+Jobs: on creation, ``kube.job_handler(job) -> JobOutcome`` (default: succeed at once) decides
+the outcome; the fake creates the Job's pod (labels ``job-name`` and
+``batch.kubernetes.io/job-name``) in phase Succeeded/Failed with the outcome's log as the
+log of every container, and sets the Job's status and ``Complete``/``Failed`` condition.
+
+A tiny registry is served at ``/v2/``: ``HEAD /v2/<name>/manifests/<tag>`` answers 200 for
+the references in ``kube.registry`` (a set of ``"<host:port>/<name>:<tag>"`` strings;
+``kube.registry_host`` is the host part) and 404 otherwise.
+"""
+
+from tests.fakekube.server import FakeKube, JobOutcome, Kubelet
+
+__all__ = ["FakeKube", "JobOutcome", "Kubelet"]
