@@ -45,6 +45,8 @@ c.JupyterHub.cleanup_servers = False
 c.JupyterHub.allow_named_servers = True
 c.JupyterHub.named_server_limit_per_user = 10
 c.JupyterHub.default_url = "/hub/home"
+# Show the spawn progress page at once (builds take a while; the page shows each step).
+c.JupyterHub.tornado_settings = {"slow_spawn_timeout": 0}
 
 # -- login: a generated shared password (0600 in the data dir), admins separately ---------
 c.JupyterHub.authenticator_class = "shared-password"

@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import quote
 
 from jupyterhub.spawner import LocalProcessSpawner
+from tornado import web
 from traitlets import Bool, Dict, List, Unicode, default
 
 from codespace.envbuild import KERNEL_NAME, UvEnvBuilder
@@ -37,6 +38,14 @@ SINGLEUSER_CONFIG = Path(__file__).resolve().parent.parent / "config" / "singleu
 
 def _safe(name: str) -> str:
     return quote(name, safe="") or DEFAULT_SERVER_DIR
+
+
+def _check_user_options(spawner: LocalCodespaceSpawner, user_options: dict[str, Any]) -> None:
+    """Refuse bad options before the spawn starts: the API answers 400 with the reason."""
+    try:
+        validate_options(user_options or {})
+    except ValueError as error:
+        raise web.HTTPError(400, str(error), reason=str(error)) from None
 
 
 class LocalCodespaceSpawner(LocalProcessSpawner):
@@ -107,6 +116,10 @@ class LocalCodespaceSpawner(LocalProcessSpawner):
     @default("options_from_form")
     def _default_options_from_form(self) -> Any:
         return parse_form
+
+    @default("apply_user_options")
+    def _default_apply_user_options(self) -> Any:
+        return _check_user_options
 
     @default("cmd")
     def _default_cmd(self) -> list[str]:
