@@ -35,7 +35,7 @@ from codespace.datasets.fluid_objects import (
 )
 from codespace.datasets.models import Dataset, FilePage, MountResult, PrewarmOperation
 from codespace.datasets.mounts import PendingMounts
-from codespace.datasets.paths import clean_relative
+from codespace.datasets.paths import clean_relative, clean_target
 
 
 class FluidBackend(DatasetBackend):
@@ -148,7 +148,7 @@ class FluidBackend(DatasetBackend):
 
     async def prewarm(self, name: str, paths: list[str] | None = None) -> PrewarmOperation:
         await self._dataset_object(name)
-        targets = sorted({"/" + clean_relative(path) for path in (paths or [""])})
+        targets = sorted({"/" + clean_target(path) for path in (paths or [""])})
         manifest = dataload_manifest(
             name,
             self.namespace,

@@ -38,7 +38,7 @@ from codespace.datasets.models import (
     MountResult,
     PrewarmOperation,
 )
-from codespace.datasets.paths import clean_relative, resolve_within
+from codespace.datasets.paths import clean_relative, clean_target, resolve_within
 from codespace.datasets.sizes import human_bytes, percentage
 
 CHUNK = 1 << 20
@@ -248,7 +248,7 @@ class LocalBackend(DatasetBackend):
 
     async def prewarm(self, name: str, paths: list[str] | None = None) -> PrewarmOperation:
         entry = self._entry(name)
-        targets = sorted({clean_relative(path) for path in (paths or [""])})
+        targets = sorted({clean_target(path) for path in (paths or [""])})
         history = self._history(name)
         running = next((op for op in history if not op.finished), None)
         if running is not None:

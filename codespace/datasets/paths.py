@@ -34,3 +34,9 @@ def resolve_within(root: Path, relative: str) -> Path:
     if candidate != real_root and real_root not in candidate.parents:
         raise PathRefused(f"path {relative!r} leads outside the dataset (through a symlink)")
     return candidate
+
+
+def clean_target(path: str) -> str:
+    """A prewarm target: Fluid-style '/train' (rooted at the dataset) or 'train' -> 'train'."""
+    path = (path or "").strip()
+    return clean_relative(path[1:] if path.startswith("/") else path)

@@ -1,0 +1,30 @@
+"""The spawn-time mount plan both spawners follow."""
+
+from pathlib import Path
+
+from codespace.datasets.mounts import PendingMounts, plan_mounts, pod_volumes
+from codespace.spec.model import Codespace
+
+
+def test_plan_merges_spec_form_and_pending(tmp_path: Path) -> None:
+    codespace = Codespace(
+        datasets=[{"name": "mnist", "mountPath": "/data/mnist", "readOnly": False, "prewarm": True}]
+    )
+    pending = PendingMounts(tmp_path)
+    pending.add("weather")
+    pending.add("weather")
+    plan = plan_mounts(codespace, ["imagenet", "mnist"], pending.names())
+    assert [(m.name, m.mountPath, m.readOnly, m.origin) for m in plan] == [
+        ("mnist", "/data/mnist", False, "spec"),
+        ("imagenet", "/datasets/imagenet", True, "options"),
+        ("weather", "/datasets/weather", True, "pending"),
+    ]
+    assert plan[0].workspace_link(Path("/ws")) == Path("/ws/datasets/mnist")
+    volumes, mounts = pod_volumes(plan[:1])
+    assert volumes == [
+        {
+            "name": "dataset-mnist",
+            "persistentVolumeClaim": {"claimName": "mnist", "readOnly": False},
+        }
+    ]
+    assert mounts == [{"name": "dataset-mnist", "mountPath": "/data/mnist", "readOnly": False}]
