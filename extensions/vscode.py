@@ -4,7 +4,8 @@
 ``config/singleuser/jupyter_server_config.py``): code-server listens on a unix socket that only
 this server can reach, never on a network address, and opens the workspace. It is configured
 from the environment the spawner sets (``CODESPACE_CODE_SERVER``, ``CODESPACE_WORKSPACE``,
-``CODESPACE_SERVER_DIR``, ``CODESPACE_VSCODE_EXTENSIONS``, ``CODESPACE_VSIX_PATH``); terminals
+``CODESPACE_SERVER_DIR``, ``CODESPACE_VSCODE_EXTENSIONS``, ``CODESPACE_VSCODE_SETTINGS``,
+``CODESPACE_VSIX_PATH``); terminals
 in VS Code inherit the server's environment, so the repository's environment comes first on
 ``PATH``.
 
@@ -15,6 +16,8 @@ others as missing, then replaces itself with code-server.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import subprocess
 import sys
@@ -67,11 +70,31 @@ def install_extensions(code_server: str, state: Path) -> None:
         )
 
 
+def write_machine_settings(state: Path) -> None:
+    """Machine-level settings (the user's own settings still win): the repo environment's
+    interpreter, no telemetry or welcome page, then the repository's
+    ``customizations.vscode.settings``."""
+    settings: dict[str, Any] = {
+        "telemetry.telemetryLevel": "off",
+        "workbench.startupEditor": "none",
+        "update.mode": "none",
+    }
+    env = os.environ.get("VIRTUAL_ENV")
+    if env:
+        settings["python.defaultInterpreterPath"] = str(Path(env) / "bin" / "python")
+    with contextlib.suppress(ValueError):
+        settings.update(json.loads(os.environ.get("CODESPACE_VSCODE_SETTINGS") or "{}"))
+    machine = state / "user-data" / "Machine"
+    machine.mkdir(parents=True, exist_ok=True)
+    (machine / "settings.json").write_text(json.dumps(settings, indent=2) + "\n")
+
+
 def main(argv: list[str]) -> None:
     if len(argv) != 1:
         sys.exit("usage: python -m extensions.vscode SOCKET")
     code_server, workspace, state = _paths()
     state.mkdir(parents=True, exist_ok=True)
+    write_machine_settings(state)
     install_extensions(code_server, state)
     command = code_server_argv(code_server, socket=argv[0], workspace=workspace, state_dir=state)
     os.execv(command[0], command)  # noqa: S606 - an argument list, no shell

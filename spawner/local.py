@@ -14,6 +14,7 @@ paths kept in the spawner state.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
@@ -201,6 +202,7 @@ class LocalCodespaceSpawner(LocalProcessSpawner):
             "CODESPACE_SERVER_DIR": str(paths.server_dir),
             "CODESPACE_CODE_SERVER": self.code_server,
             "CODESPACE_VSCODE_EXTENSIONS": " ".join(prepared.spec.customizations.vscode.extensions),
+            "CODESPACE_VSCODE_SETTINGS": json.dumps(prepared.spec.customizations.vscode.settings),
             "CODESPACE_VSIX_PATH": os.pathsep.join(self.vsix_dirs),
             "CODESPACE_REPO": options.repo,
             "CODESPACE_PROFILE": options.profile or "",
@@ -226,7 +228,11 @@ class LocalCodespaceSpawner(LocalProcessSpawner):
         raise ValueError(f"profile {slug!r} is not one of the hub's profiles")
 
     def get_args(self) -> list[str]:
-        args = [*super().get_args(), f"--MappingKernelManager.default_kernel_name={KERNEL_NAME}"]
+        args = [
+            *super().get_args(),
+            f"--MappingKernelManager.default_kernel_name={KERNEL_NAME}",
+            f"--KernelSpecManager.allowed_kernelspecs={KERNEL_NAME}",  # not the platform's
+        ]
         if os.geteuid() == 0:
             args.append("--ServerApp.allow_root=True")  # the single-user server refuses root
         return args

@@ -219,6 +219,8 @@ def test_vscode_is_proxied_and_listens_on_no_network_port(hub: RunningHub, repo:
         if ws in (process.info["cmdline"] or []) and "--socket" in process.info["cmdline"]
     ]
     assert launched, "code-server was not started on a unix socket"
+    first_on_path = launched[0].environ()["PATH"].split(":")[0]
+    assert first_on_path.startswith(str(hub.data_dir / "env-cache" / "envs"))  # terminals
     tree = [launched[0], *launched[0].children(recursive=True)]
     listening = [
         conn

@@ -1,0 +1,67 @@
+// Drives Debian's Chromium through playwright-core: log in, fill the spawn form, watch the
+// progress page, land in JupyterLab, open VS Code and see its workbench.
+// Environment: HUB_URL, HUB_USER, HUB_PASSWORD, REPO, SERVER, ARTIFACTS.
+// Prints one JSON line per milestone; exits non-zero on the first failure.
+import { createRequire } from 'node:module';
+import path from 'node:path';
+
+const require = createRequire(process.env.PLAYWRIGHT_CORE_DIR + '/');
+const { chromium } = require('playwright-core');
+
+const { HUB_URL, HUB_USER, HUB_PASSWORD, REPO, SERVER, ARTIFACTS } = process.env;
+const shot = (page, name) => page.screenshot({ path: path.join(ARTIFACTS, `${name}.png`) });
+const say = (step, extra = {}) => console.log(JSON.stringify({ step, ...extra }));
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
+    '--disable-component-update', '--disable-sync', '--no-first-run'],
+});
+const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
+const page = await context.newPage();
+page.setDefaultTimeout(120000);
+try {
+  await page.goto(`${HUB_URL}hub/login`);
+  await page.fill('#username_input', HUB_USER);
+  await page.fill('#password_input', HUB_PASSWORD);
+  await Promise.all([page.waitForNavigation(), page.click('#login_submit')]);
+  say('logged-in', { url: page.url() });
+
+  await page.goto(`${HUB_URL}hub/spawn/${HUB_USER}/${SERVER}`);
+  await page.fill('#codespace-repo', REPO);
+  await shot(page, '01-spawn-form');
+  await Promise.all([page.waitForNavigation(), page.click('form [type=submit]')]);
+  say('submitted', { url: page.url() });
+
+  if (page.url().includes('/spawn-pending/')) {
+    await page.waitForFunction(
+      () => document.body.innerText.includes('environment:'), null, { timeout: 300000 });
+    await shot(page, '02-progress');
+    const log = await page.innerText('body');
+    say('progress', { environment: log.includes('environment:') });
+  }
+
+  await page.waitForURL(/\/user\/[^/]+\/[^/]+\/lab/, { timeout: 300000 });
+  await page.waitForSelector('.jp-LauncherCard', { timeout: 120000 });
+  const cards = await page.$$eval('.jp-LauncherCard', (els) => els.map((e) => e.innerText.trim()));
+  await shot(page, '03-jupyterlab');
+  say('lab', { cards });
+  if (!cards.some((text) => text.includes('VS Code'))) throw new Error('no VS Code launcher card');
+
+  const code = await context.newPage();
+  code.setDefaultTimeout(120000);
+  await code.goto(`${HUB_URL}user/${HUB_USER}/${SERVER}/vscode/`);
+  await code.waitForSelector('.monaco-workbench', { timeout: 120000 });
+  await code.waitForSelector('.explorer-folders-view, .explorer-viewlet', { timeout: 60000 })
+    .catch(() => null);
+  await code.waitForTimeout(2000);
+  await shot(code, '04-vscode');
+  const title = await code.title();
+  say('vscode', { title });
+} catch (error) {
+  await shot(page, '99-failure').catch(() => {});
+  console.error(error);
+  process.exitCode = 1;
+} finally {
+  await browser.close();
+}
