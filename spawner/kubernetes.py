@@ -1,0 +1,231 @@
+"""``KubeCodespaceSpawner``: KubeSpawner that launches a codespace pod from a repository.
+
+KubeSpawner does all the Kubernetes work (pod, PVC, reflectors, stop, poll). This subclass
+only decides *what* to launch, in :meth:`load_user_options` (KubeSpawner calls it at the
+start of every spawn): read the repository's spec, plan with :mod:`codespace.kube`, check
+the Fluid datasets, make sure the image exists (registry ``HEAD``, else a build Job whose
+log streams into the progress), then set KubeSpawner's traits from the plan. While the pod
+is pending, :meth:`is_pod_running` ends the spawn at once on a pull error or an
+unschedulable pod.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from kubespawner import KubeSpawner
+from kubespawner.clients import shared_client
+from traitlets import Bool, Dict, List, Unicode, default
+
+from codespace.git import checkout
+from codespace.kube.config import KubeConfig, load_config, parse_config
+from codespace.kube.plan import KubePlan, Names, make_kube_plan
+from codespace.options import UserOptions
+from codespace.resolve import default_resolution, resolve
+from codespace.spec.errors import SpecError
+from spawner.form import parse_form, render_form, validate_options
+from spawner.kube.build import run_build_job
+from spawner.kube.datasets import check_datasets
+from spawner.kube.failfast import EVENT_REASONS, WAITING_REASONS, pod_failure
+from spawner.kube.registry import Credentials, image_exists
+from spawner.progress import ProgressLog
+
+# KubeSpawner traits whose strings it formats with user properties ("{username}"):
+# our values are data, so their braces are escaped before they reach it.
+EXPANDED_TRAITS = {
+    "environment",
+    "volumes",
+    "volume_mounts",
+    "init_containers",
+    "extra_labels",
+    "extra_annotations",
+    "extra_pod_config",
+}
+
+
+def escape_braces(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("{", "{{").replace("}", "}}")
+    if isinstance(value, list):
+        return [escape_braces(item) for item in value]
+    if isinstance(value, dict):
+        return {key: escape_braces(item) for key, item in value.items()}
+    return value
+
+
+class KubeCodespaceSpawner(KubeSpawner):
+    """Spawn codespaces from git repositories as Kubernetes pods."""
+
+    codespace_config = Dict(
+        config=True,
+        help="""The Kubernetes document (registry, build, workspace, profiles) as a dict: the
+        same document ``codespace plan --config`` reads. Ignored when codespace_config_file
+        is set. Empty: the documented defaults (one CPU-only profile).""",
+    )
+    codespace_config_file = Unicode(
+        "", config=True, help="Path of the Kubernetes document (YAML or JSON)."
+    )
+    registry_auth_file = Unicode(
+        "",
+        config=True,
+        help="""A docker config JSON (``.dockerconfigjson``) with credentials for the
+        manifest check; the build Job pushes with ``registry.pushSecret`` instead.""",
+    )
+    check_registry = Bool(
+        True,
+        config=True,
+        help="Ask the registry whether the image exists before building (False: always build).",
+    )
+    fail_fast_waiting_reasons = List(
+        Unicode(),
+        default_value=list(WAITING_REASONS),
+        config=True,
+        help="Container waiting reasons that end a spawn at once (e.g. ImagePullBackOff).",
+    )
+    fail_fast_event_reasons = List(
+        Unicode(),
+        default_value=list(EVENT_REASONS),
+        config=True,
+        help="""Warning event reasons that end a spawn at once (FailedScheduling, unless the
+        cluster autoscaler reports TriggeredScaleUp).""",
+    )
+
+    codespace_plan: KubePlan | None = None
+
+    @default("start_timeout")
+    def _default_start_timeout(self) -> int:
+        return 1800  # includes an image build
+
+    @default("cmd")
+    def _default_cmd(self) -> list[str]:
+        return ["jupyterhub-singleuser"]
+
+    @default("options_form")
+    def _default_options_form(self) -> str:
+        profiles = [
+            {"slug": p.name, "display_name": p.title, "description": p.description or ""}
+            for p in self.kube_config().profiles
+        ]
+        return render_form(profiles if len(profiles) > 1 else [])
+
+    @default("options_from_form")
+    def _default_options_from_form(self) -> Any:
+        return parse_form
+
+    def kube_config(self) -> KubeConfig:
+        if self.codespace_config_file:
+            return load_config(self.codespace_config_file)
+        return parse_config(self.codespace_config)
+
+    # -- spawn ------------------------------------------------------------------------------
+
+    async def load_user_options(self) -> None:
+        """Plan the codespace and set KubeSpawner's traits from the plan (see module doc)."""
+        self._progress = log = ProgressLog()
+        try:
+            options = UserOptions.model_validate(validate_options(self.user_options or {}))
+            plan = await self._plan(options, log)
+            if plan.datasets:
+                log.step(10, f"Checking datasets: {', '.join(d.name for d in plan.datasets)}")
+                custom = shared_client("CustomObjectsApi")
+                await check_datasets(custom, self.namespace, [d.name for d in plan.datasets])
+            await self._ensure_image(plan, log)
+            self._apply_plan(plan)
+            log.step(60, "Creating the pod: schedule, pull the image, start the server")
+        finally:
+            log.close()
+
+    async def _plan(self, options: UserOptions, log: ProgressLog) -> KubePlan:
+        log.step(2, f"Reading the codespace spec of {options.repo} {options.ref or ''}".strip())
+        work = Path(tempfile.mkdtemp(prefix="codespace-spec-"))
+        try:
+            source = await checkout(options.repo, options.ref, work / "repo", on_line=log.line)
+            try:
+                resolution = resolve(source.path, config=options.config, mode="kubernetes")
+            except SpecError as error:
+                log.step(5, "The codespace spec has errors; starting a recovery codespace:")
+                for line in str(error).splitlines():
+                    log.line(line)
+                resolution = default_resolution(source.path)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        for warning in resolution.warnings:
+            log.line(f"warning: {warning}")
+        names = Names(namespace=self.namespace, pod=self.pod_name, pvc=self.pvc_name)
+        plan = make_kube_plan(
+            resolution.codespace, options, self.kube_config(), resolution.env_hash, names
+        )
+        for warning in plan.warnings:
+            log.line(f"warning: {warning}")
+        gpu = plan.gpu.env.get("CODESPACE_GPU_RESOURCE")
+        log.step(8, f"Profile {plan.profile.title}" + (f", GPU {gpu}" if gpu else ""))
+        return plan
+
+    async def _ensure_image(self, plan: KubePlan, log: ProgressLog) -> None:
+        image = plan.image.image
+        if plan.build_job is None:
+            log.step(15, f"Image {image}")
+            return
+        registry = self.kube_config().registry
+        if self.check_registry:
+            credentials = Credentials()
+            if self.registry_auth_file:
+                host = image.split("/", 1)[0]
+                text = Path(self.registry_auth_file).read_text(encoding="utf-8")
+                credentials = Credentials.from_docker_config(text, host)
+            if await image_exists(image, credentials, insecure=registry.insecure):
+                log.step(15, f"Image {image} is in the registry: no build needed")
+                return
+        log.step(15, f"Building image {image} (environment changed)")
+        batch = shared_client("BatchV1Api")
+        await run_build_job(batch, self.api, plan.build_job, log.line)
+        log.step(55, f"Image {image} built and pushed")
+
+    def _apply_plan(self, plan: KubePlan) -> None:
+        """Set traits from the plan on top of the configured values (not a previous plan's)."""
+        overrides = plan.kubespawner_overrides()
+        configured = getattr(self, "_configured_values", None)
+        if configured is None:
+            configured = {name: copy.deepcopy(getattr(self, name)) for name in overrides}
+            self._configured_values = configured
+        for name, value in overrides.items():
+            if name in EXPANDED_TRAITS:
+                value = escape_braces(value)
+            base = copy.deepcopy(configured.get(name, getattr(self, name)))
+            if isinstance(value, dict) and isinstance(base, dict):
+                value = {**base, **value}
+            elif isinstance(value, list) and isinstance(base, list):
+                value = [*base, *value]
+            setattr(self, name, value)
+        self.codespace_plan = plan
+
+    def is_pod_running(self, pod: dict | None) -> bool:
+        if pod is not None and self._spawn_pending:
+            reason = pod_failure(
+                pod, self.events, self.fail_fast_waiting_reasons, self.fail_fast_event_reasons
+            )
+            if reason:
+                raise RuntimeError(f"The codespace cannot start: {reason}")
+        return super().is_pod_running(pod)
+
+    def clear_state(self) -> None:
+        super().clear_state()
+        self._progress = None
+
+    async def progress(self):  # type: ignore[override]
+        # Our steps (spec, datasets, image build) first, then KubeSpawner's pod events.
+        while getattr(self, "_progress", None) is None:
+            if self._start_future is not None and self._start_future.done():
+                break
+            await asyncio.sleep(0.1)
+        log = getattr(self, "_progress", None)
+        if log is not None:
+            async for event in log.follow():
+                yield event
+        async for event in super().progress():
+            yield event

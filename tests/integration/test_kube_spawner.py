@@ -1,0 +1,192 @@
+"""A real JupyterHub with KubeCodespaceSpawner against the fake Kubernetes API.
+
+KubeSpawner's own code (reflectors, PVC and pod creation, readiness, stop) runs unchanged;
+the fake kubelet runs the pod's ``jupyterhub-singleuser`` as a local process, so the lab is
+reached through the real proxy. No Kubernetes cluster is involved.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.fakekube import FakeKube, JobOutcome
+from tests.helpers.hub import running_hub
+from tests.helpers.k8s_schema import assert_valid
+from tests.helpers.repos import commit_files, make_repo
+
+pytestmark = pytest.mark.integration
+
+NAMESPACE = "codespaces"
+VENV_BIN = str(Path(sys.executable).parent)
+
+
+def kube_document(kube: FakeKube) -> dict:
+    return {
+        "registry": {"prefix": f"{kube.registry_host}/codespaces", "insecure": True},
+        "build": {"baseImage": "registry.example.org/singleuser:test"},
+        "profiles": [
+            {"name": "small", "default": True, "cpu": 2, "memory": "4Gi"},
+            {"name": "gpu", "cpu": 4, "memory": "16Gi", "gpu": {"mode": "exclusive"}},
+        ],
+    }
+
+
+@pytest.fixture(scope="module")
+def kube():
+    with FakeKube() as fake:
+        fake.namespaces.add(NAMESPACE)
+        fake.kubelet.base_env = {"PATH": f"{VENV_BIN}:/usr/bin:/bin"}
+        built: list[dict] = []
+
+        def build(job: dict) -> JobOutcome:
+            built.append(job)
+            image = job["metadata"]["annotations"]["codespace.io/image"]
+            if "nosuchpackage" in json.dumps(job):
+                return JobOutcome(
+                    succeeded=False,
+                    log="#5 [2/6] RUN apt-get update\nE: Unable to locate package nosuchpackage\n",
+                )
+            fake.registry.add(image)
+            return JobOutcome(log=f"#1 building {image}\n#9 pushing {image} done\n")
+
+        fake.job_handler = build
+        fake.built = built
+        yield fake
+
+
+@pytest.fixture(scope="module")
+def hub(kube, tmp_path_factory):
+    data = tmp_path_factory.mktemp("kubehub")
+    kubeconfig = kube.kubeconfig(data / "kubeconfig", namespace=NAMESPACE)
+    extra = f"""
+c.JupyterHub.spawner_class = "spawner.kubernetes.KubeCodespaceSpawner"
+c.JupyterHub.allow_named_servers = True
+c.JupyterHub.authenticator_class = "dummy"
+c.Authenticator.allow_all = True
+c.JupyterHub.tornado_settings = {{"slow_spawn_timeout": 0}}  # answer 202, follow progress
+c.KubeCodespaceSpawner.namespace = {NAMESPACE!r}
+c.KubeCodespaceSpawner.codespace_config = {kube_document(kube)!r}
+c.KubeCodespaceSpawner.args = ["--ServerApp.allow_root=True"]
+c.KubeCodespaceSpawner.start_timeout = 120
+c.KubeCodespaceSpawner.http_timeout = 60
+"""
+    env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
+    with running_hub(data / "hub", extra_config=extra, base_config=None, env=env) as running:
+        yield running
+
+
+def pods(kube: FakeKube) -> dict[str, dict]:
+    return {
+        p["metadata"]["name"]: p
+        for p in kube.list("v1", "pods", NAMESPACE)
+        if "job-name" not in p["metadata"].get("labels", {})
+    }
+
+
+def messages(events: list[dict]) -> str:
+    return "\n".join(str(event.get("message", "")) for event in events)
+
+
+def test_spawn_builds_then_serves_the_lab_and_stop_keeps_the_workspace(kube, hub, tmp_path):
+    repo = make_repo(
+        tmp_path / "proj",
+        {
+            ".codespace/codespace.yaml": "python:\n  requirements: [requirements.txt]\n"
+            "containerEnv: {GREETING: '{username} hi'}\n",
+            "requirements.txt": "rich\n",
+            "main.py": "print(1)\n",
+        },
+    )
+    events = hub.spawn("alice", "demo", {"repo": str(repo)}, timeout=180)
+    text = messages(events)
+    assert events[-1].get("ready"), text + hub.log_text()[-3000:]
+    assert "Building image" in text and "pushing" in text  # the build log streamed
+    assert "Successfully assigned" in text  # KubeSpawner's pod events follow ours
+    assert len(kube.built) == 1
+    assert_valid(kube.built[0])
+
+    pod = pods(kube)["jupyter-alice--demo"]
+    assert_valid({k: v for k, v in pod.items() if k != "status"})
+    container = pod["spec"]["containers"][0]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    image = kube.built[0]["metadata"]["annotations"]["codespace.io/image"]
+    assert container["image"] == image
+    assert env["CODESPACE_IMAGE"] == image
+    assert env["GREETING"] == "{username} hi"  # data, not a KubeSpawner template
+    assert pod["spec"]["initContainers"][0]["name"] == "clone-repository"
+    assert kube.get("v1", "persistentvolumeclaims", NAMESPACE, "claim-alice--demo")
+
+    response = hub.server_request("alice", "demo", "api/status")
+    assert response.status_code == 200, response.text
+    assert "started" in response.json()
+
+    hub.stop("alice", "demo")
+    assert "jupyter-alice--demo" not in pods(kube)
+    assert kube.get("v1", "persistentvolumeclaims", NAMESPACE, "claim-alice--demo")
+
+    # a code-only commit: same environment hash, the image is in the registry, no build
+    commit_files(repo, {"main.py": "print(2)\n"})
+    events = hub.spawn("alice", "demo", {"repo": str(repo)}, timeout=180)
+    assert events[-1].get("ready"), messages(events)
+    assert "no build needed" in messages(events)
+    assert len(kube.built) == 1
+    hub.stop("alice", "demo")
+
+
+def test_an_unbound_dataset_fails_the_spawn_at_once(kube, hub, tmp_path):
+    kube.create(
+        {
+            "apiVersion": "data.fluid.io/v1alpha1",
+            "kind": "Dataset",
+            "metadata": {"name": "imagenet", "namespace": NAMESPACE},
+            "spec": {"mounts": [{"mountPoint": "s3://bucket/imagenet", "name": "imagenet"}]},
+        }
+    )
+    status = {
+        "phase": "NotBound",
+        "conditions": [
+            {"type": "Ready", "status": "False", "reason": "NoRuntime", "message": "no runtime"}
+        ],
+    }
+    assert_valid(kube.set_status("data.fluid.io/v1alpha1", "datasets", NAMESPACE, "imagenet", status))
+    repo = make_repo(tmp_path / "data", {"README.md": "x\n"})
+    events = hub.spawn("bob", "data", {"repo": str(repo), "datasets": "imagenet"}, timeout=60)
+    assert events[-1].get("failed"), messages(events)
+    assert "dataset 'imagenet' in namespace 'codespaces' is NotBound" in events[-1]["message"]
+    assert "no runtime" in events[-1]["message"]
+    assert "jupyter-bob--data" not in pods(kube)
+
+
+def test_an_image_that_cannot_be_pulled_fails_the_spawn_at_once(kube, hub, tmp_path):
+    kube.kubelet.pullable = lambda image: "missing" not in image
+    try:
+        repo = make_repo(
+            tmp_path / "img", {".codespace/codespace.yaml": "image: registry.example.org/missing:1\n"}
+        )
+        events = hub.spawn("carol", "img", {"repo": str(repo)}, timeout=60)
+    finally:
+        kube.kubelet.pullable = lambda image: True
+    assert events[-1].get("failed"), messages(events)
+    assert "ErrImagePull" in events[-1]["message"] or "ImagePullBackOff" in events[-1]["message"]
+    assert "registry.example.org/missing:1" in events[-1]["message"]
+
+
+def test_an_unschedulable_gpu_pod_fails_the_spawn_at_once(kube, hub, tmp_path):
+    repo = make_repo(tmp_path / "gpu", {".codespace/codespace.yaml": "resources: {gpu: 1}\n"})
+    events = hub.spawn("dave", "gpu", {"repo": str(repo)}, timeout=60)
+    assert events[-1].get("failed"), messages(events)
+    assert "Insufficient nvidia.com/gpu" in events[-1]["message"]
+
+
+def test_a_failed_build_fails_the_spawn_with_its_log(kube, hub, tmp_path):
+    repo = make_repo(tmp_path / "bad", {".codespace/codespace.yaml": "apt: [nosuchpackage]\n"})
+    events = hub.spawn("erin", "bad", {"repo": str(repo)}, timeout=60)
+    assert events[-1].get("failed"), messages(events)
+    message = events[-1]["message"]
+    assert "image build failed" in message
+    assert "Unable to locate package nosuchpackage" in message
