@@ -43,9 +43,10 @@ def pod_failure(
                 return f"container {container.get('name')}: {waiting['reason']}: {detail}"
             terminated = (container.get("state") or {}).get("terminated") or {}
             if key == "initContainerStatuses" and terminated.get("exitCode"):
+                detail = terminated.get("message") or terminated.get("reason", "")
                 return (
                     f"init container {container.get('name')} failed with exit code "
-                    f"{terminated['exitCode']}: {terminated.get('message') or terminated.get('reason', '')}"
+                    f"{terminated['exitCode']}: {detail}"
                 )
     if status.get("phase") == "Failed":
         return f"pod {name} failed: {status.get('reason', '')} {status.get('message', '')}".strip()

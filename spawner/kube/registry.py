@@ -81,9 +81,13 @@ async def _fetch(request: HTTPRequest):
 
 
 async def image_exists(
-    image: str, credentials: Credentials = Credentials(), *, insecure: bool = False  # noqa: B008
+    image: str,
+    credentials: Credentials | None = None,
+    *,
+    insecure: bool = False,
 ) -> bool:
     """True when ``image`` is in its registry, False when the registry says it is not."""
+    credentials = credentials or Credentials()
     ref = ImageRef.parse(image)
     scheme = "http" if insecure else "https"
     url = f"{scheme}://{ref.registry}/v2/{ref.repository}/manifests/{ref.reference}"
@@ -108,12 +112,16 @@ async def image_exists(
             if token_response.code != 200:
                 raise RegistryError(f"registry token request failed: HTTP {token_response.code}")
             body = json.loads(token_response.body or b"{}")
-            headers["Authorization"] = "Bearer " + (body.get("token") or body.get("access_token", ""))
+            headers["Authorization"] = "Bearer " + (
+                body.get("token") or body.get("access_token", "")
+            )
         elif credentials.basic():
             headers["Authorization"] = credentials.basic()
         else:
             raise RegistryError(f"registry {ref.registry} needs credentials to read {image}")
-        response = await _fetch(HTTPRequest(url, method="HEAD", headers=headers, request_timeout=20))
+        response = await _fetch(
+            HTTPRequest(url, method="HEAD", headers=headers, request_timeout=20)
+        )
     if response.code == 200:
         return True
     if response.code == 404:

@@ -153,7 +153,9 @@ def test_an_unbound_dataset_fails_the_spawn_at_once(kube, hub, tmp_path):
             {"type": "Ready", "status": "False", "reason": "NoRuntime", "message": "no runtime"}
         ],
     }
-    assert_valid(kube.set_status("data.fluid.io/v1alpha1", "datasets", NAMESPACE, "imagenet", status))
+    assert_valid(
+        kube.set_status("data.fluid.io/v1alpha1", "datasets", NAMESPACE, "imagenet", status)
+    )
     repo = make_repo(tmp_path / "data", {"README.md": "x\n"})
     events = hub.spawn("bob", "data", {"repo": str(repo), "datasets": "imagenet"}, timeout=60)
     assert events[-1].get("failed"), messages(events)
@@ -166,7 +168,8 @@ def test_an_image_that_cannot_be_pulled_fails_the_spawn_at_once(kube, hub, tmp_p
     kube.kubelet.pullable = lambda image: "missing" not in image
     try:
         repo = make_repo(
-            tmp_path / "img", {".codespace/codespace.yaml": "image: registry.example.org/missing:1\n"}
+            tmp_path / "img",
+            {".codespace/codespace.yaml": "image: registry.example.org/missing:1\n"},
         )
         events = hub.spawn("carol", "img", {"repo": str(repo)}, timeout=60)
     finally:
@@ -174,6 +177,8 @@ def test_an_image_that_cannot_be_pulled_fails_the_spawn_at_once(kube, hub, tmp_p
     assert events[-1].get("failed"), messages(events)
     assert "ErrImagePull" in events[-1]["message"] or "ImagePullBackOff" in events[-1]["message"]
     assert "registry.example.org/missing:1" in events[-1]["message"]
+    hub.stop("carol", "img")
+    assert "jupyter-carol--img" not in pods(kube)
 
 
 def test_an_unschedulable_gpu_pod_fails_the_spawn_at_once(kube, hub, tmp_path):
@@ -181,6 +186,8 @@ def test_an_unschedulable_gpu_pod_fails_the_spawn_at_once(kube, hub, tmp_path):
     events = hub.spawn("dave", "gpu", {"repo": str(repo)}, timeout=60)
     assert events[-1].get("failed"), messages(events)
     assert "Insufficient nvidia.com/gpu" in events[-1]["message"]
+    hub.stop("dave", "gpu")
+    assert "jupyter-dave--gpu" not in pods(kube)  # the pending pod was deleted
 
 
 def test_a_failed_build_fails_the_spawn_with_its_log(kube, hub, tmp_path):

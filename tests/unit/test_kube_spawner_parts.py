@@ -1,0 +1,100 @@
+"""The spawner's own parts: fail-fast reading of pods, template escaping, registry check."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from spawner.kube.failfast import pod_failure
+from spawner.kube.registry import Credentials, ImageRef, image_exists
+from spawner.kubernetes import KubeCodespaceSpawner, escape_braces
+from tests.fakekube import FakeKube
+
+
+def pending(**status) -> dict:
+    return {"metadata": {"name": "jupyter-a"}, "status": {"phase": "Pending", **status}}
+
+
+def test_image_pull_errors_end_the_spawn():
+    waiting = {"reason": "ImagePullBackOff", "message": 'Back-off pulling image "x:1"'}
+    pod = pending(containerStatuses=[{"name": "notebook", "state": {"waiting": waiting}}])
+    assert pod_failure(pod) == 'container notebook: ImagePullBackOff: Back-off pulling image "x:1"'
+
+
+def test_a_failed_clone_init_container_ends_the_spawn():
+    terminated = {"exitCode": 128, "message": "fatal: repository not found"}
+    pod = pending(
+        initContainerStatuses=[{"name": "clone-repository", "state": {"terminated": terminated}}]
+    )
+    assert "init container clone-repository failed with exit code 128" in pod_failure(pod)
+
+
+def test_unschedulable_ends_the_spawn_unless_the_autoscaler_is_adding_a_node():
+    condition = {
+        "type": "PodScheduled",
+        "status": "False",
+        "reason": "Unschedulable",
+        "message": "0/3 nodes are available: 3 Insufficient nvidia.com/gpu.",
+    }
+    pod = pending(conditions=[condition])
+    assert "Insufficient nvidia.com/gpu" in pod_failure(pod)
+    scale_up = [
+        {"reason": "TriggeredScaleUp", "type": "Normal", "message": "pod triggered scale-up"}
+    ]
+    assert pod_failure(pod, scale_up) is None
+    assert pod_failure(pod, event_reasons=()) is None  # configured off
+
+
+def test_a_pod_that_is_merely_pulling_is_left_alone():
+    waiting = {"reason": "ContainerCreating"}
+    pod = pending(containerStatuses=[{"name": "notebook", "state": {"waiting": waiting}}])
+    assert pod_failure(pod, [{"type": "Normal", "reason": "Pulling", "message": "x"}]) is None
+
+
+def test_user_data_is_escaped_for_kubespawner_templates():
+    assert escape_braces({"A": ["{username}", 1]}) == {"A": ["{{username}}", 1]}
+
+
+def test_spawner_defaults_come_from_the_document(monkeypatch):
+    # no API server is contacted for this: KubeSpawner's client set-up is stubbed out
+    monkeypatch.setattr("kubespawner.spawner.load_config", lambda **kw: None)
+    monkeypatch.setattr("kubespawner.spawner.shared_client", lambda name: None)
+    spawner = KubeCodespaceSpawner(_mock=True)
+    spawner.codespace_config = {"profiles": [{"name": "a"}, {"name": "b", "displayName": "Big"}]}
+    assert [p.name for p in spawner.kube_config().profiles] == ["a", "b"]
+    assert 'value="b">Big' in spawner._default_options_form()
+    assert spawner.cmd == ["jupyterhub-singleuser"]
+
+
+@pytest.mark.parametrize(
+    ("image", "ref"),
+    [
+        ("reg.example.org:5000/a/b:tag", ImageRef("reg.example.org:5000", "a/b", "tag")),
+        ("python:3.11", ImageRef("registry-1.docker.io", "library/python", "3.11")),
+        ("org/img", ImageRef("registry-1.docker.io", "org/img", "latest")),
+        ("localhost/x@sha256:ab", ImageRef("localhost", "x", "sha256:ab")),
+    ],
+)
+def test_image_references(image, ref):
+    assert ImageRef.parse(image) == ref
+
+
+def test_docker_config_credentials():
+    text = '{"auths": {"https://reg.example.org": {"auth": "dXNlcjpwYXNz"}}}'
+    assert Credentials.from_docker_config(text, "reg.example.org") == Credentials("user", "pass")
+    assert Credentials.from_docker_config(text, "other.org") == Credentials()
+
+
+def test_registry_manifest_head_answers_present_and_absent():
+    with FakeKube() as kube:
+        present = f"{kube.registry_host}/codespaces/repo:abc"
+        kube.registry.add(present)
+
+        async def check():
+            return (
+                await image_exists(present, insecure=True),
+                await image_exists(present.replace("abc", "def"), insecure=True),
+            )
+
+        assert asyncio.run(check()) == (True, False)
