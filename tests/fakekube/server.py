@@ -329,8 +329,16 @@ class FakeKube:
         )
 
     def delete(self, api_version: str, plural: str, namespace: str, name: str) -> None:
-        with contextlib.suppress(ApiError):
-            self._call(self.store.delete, api_version, plural, namespace, name)
+        """Delete an object; a pod's process is stopped first, as the kubelet would."""
+        assert self._loop is not None, "FakeKube is not started"
+
+        async def run() -> None:
+            if (api_version, plural) == ("v1", "pods"):
+                await self.kubelet.kill(namespace, name)
+            with contextlib.suppress(ApiError):
+                self.store.delete(api_version, plural, namespace, name)
+
+        asyncio.run_coroutine_threadsafe(run(), self._loop).result(30)
 
     # -- jobs ------------------------------------------------------------------------------
 
