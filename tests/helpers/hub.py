@@ -16,7 +16,9 @@ Reusable by every integration test that needs a hub::
 ``running_hub(data_dir, extra_config="", base_config=LOCAL_CONFIG, env=None)`` writes a
 config file that loads ``base_config`` (the embedded local configuration, whose spawner is
 ``LocalCodespaceSpawner``) and then ``extra_config`` (Python; ``c`` is the config object: set
-``c.JupyterHub.spawner_class`` there to test another spawner). The hub gets an admin service
+``c.JupyterHub.spawner_class`` there to test another spawner; ``base_config=None`` starts
+from a minimal hub: shared-password login, named servers, JupyterHub's default spawner). The
+hub gets an admin service
 token (``hub.token``, scopes to manage users and servers and to access them), listens on three
 free ports, logs to ``data_dir/hub.log`` (shown when the hub fails to start), and on exit stops
 every server through the API before stopping the hub and its proxy, so no process is left
@@ -211,6 +213,13 @@ def running_hub(
     lines = ["c = get_config()  # noqa: F821"]
     if base_config is not None:
         lines.append(f"load_subconfig({str(base_config)!r})  # noqa: F821")
+    else:  # a minimal hub: any user name with a random shared password, named servers on
+        lines += [
+            "c.JupyterHub.authenticator_class = 'shared-password'",
+            f"c.SharedPasswordAuthenticator.user_password = {secrets.token_hex(8)!r}",
+            "c.Authenticator.allow_all = True",
+            "c.JupyterHub.allow_named_servers = True",
+        ]
     lines += [
         f"c.JupyterHub.ip = '127.0.0.1'; c.JupyterHub.port = {port}",
         f"c.JupyterHub.hub_ip = '127.0.0.1'; c.JupyterHub.hub_port = {hub_port}",
