@@ -1,0 +1,56 @@
+"""config/helm: the Helm values, RBAC and example profiles are consistent and schema-valid."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+import yaml
+
+from codespace.kube.config import load_config
+from codespace.kube.plan import make_kube_plan
+from codespace.options import UserOptions
+from codespace.spec.model import Codespace
+from tests.conftest import REPO_ROOT
+from tests.helpers.k8s_schema import assert_all_valid, assert_valid
+
+HELM = REPO_ROOT / "config" / "helm"
+EXAMPLE = load_config(HELM / "codespace-kube.yaml")
+
+
+def test_example_document_has_one_profile_per_gpu_mode():
+    modes = {p.gpu.mode for p in EXAMPLE.profiles if p.gpu}
+    assert modes == {"exclusive", "time-slicing", "mig", "hami", "vgpu"}
+
+
+@pytest.mark.parametrize("profile", [p.name for p in EXAMPLE.profiles])
+def test_every_example_profile_plans_valid_objects(profile):
+    gpu = None if profile == "cpu" else {"fraction": 0.25}
+    codespace = Codespace(apt=["curl"], resources={"gpu": gpu}, datasets=[{"name": "imagenet"}])
+    options = UserOptions(repo="https://github.com/org/proj.git", profile=profile)
+    plan = make_kube_plan(codespace, options, EXAMPLE, "e" * 64)
+    objects = assert_all_valid(plan.objects())
+    assert objects[0]["spec"]["template"]["spec"]["volumes"][1]["secret"]["secretName"] == (
+        "codespace-registry-push"
+    )
+    assert objects[-1]["spec"]["imagePullSecrets"] == [{"name": "codespace-registry-pull"}]
+
+
+def test_rbac_objects_are_valid_and_cover_jobs_and_fluid():
+    documents = list(yaml.safe_load_all((HELM / "rbac.yaml").read_text()))
+    for document in documents:
+        assert_valid(document)
+    role = documents[0]
+    groups = {group for rule in role["rules"] for group in rule["apiGroups"]}
+    assert {"batch", "data.fluid.io", ""} <= groups
+    assert documents[1]["roleRef"]["name"] == role["metadata"]["name"]
+
+
+def test_helm_values_install_our_spawner_with_the_mounted_document():
+    values = yaml.safe_load((HELM / "values.yaml").read_text())
+    spawner_path = values["hub"]["config"]["JupyterHub"]["spawner_class"]
+    module, _, name = spawner_path.rpartition(".")
+    assert getattr(importlib.import_module(module), name).__name__ == "KubeCodespaceSpawner"
+    mounted = values["hub"]["extraFiles"]["codespace-kube"]["mountPath"]
+    assert values["hub"]["config"]["KubeCodespaceSpawner"]["codespace_config_file"] == mounted
+    assert values["singleuser"]["storage"]["type"] == "none"  # our spawner owns the PVC
