@@ -1,0 +1,59 @@
+"""spawner.form and spawner.progress: the spawn form and the replayable progress log."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from spawner.form import parse_form, render_form
+from spawner.progress import ProgressLog
+
+
+def test_form_escapes_values_and_lists_profiles() -> None:
+    html = render_form(
+        [{"slug": "small", "display_name": "Small <2 CPU>", "description": "for notebooks"}],
+        {"repo": '"><script>alert(1)</script>'},
+    )
+    assert "<script>" not in html and "&quot;&gt;&lt;script&gt;" in html
+    assert 'value="small"' in html and "Small &lt;2 CPU&gt; - for notebooks" in html
+
+
+def test_form_fields_become_validated_options() -> None:
+    options = parse_form({"repo": ["https://example.org/r.git"], "ref": ["main"], "profile": [""]})
+    assert options == {"repo": "https://example.org/r.git", "ref": "main"}
+
+
+@pytest.mark.parametrize(
+    ("form", "message"),
+    [
+        ({"repo": ["--upload-pack=x"]}, "starts with '-'"),
+        ({"repo": ["https://e.org/r.git"], "ref": ["a..b"]}, "not a valid git ref"),
+        ({"ref": ["main"]}, "repo is required"),
+    ],
+)
+def test_bad_form_values_are_refused_with_the_reason(form: dict, message: str) -> None:
+    with pytest.raises(ValueError, match="Invalid codespace options") as refused:
+        parse_form(form)
+    assert message in str(refused.value)
+
+
+async def test_progress_log_replays_for_every_follower_and_ends_when_closed() -> None:
+    log = ProgressLog()
+    log.step(10, "fetch: repo")
+    log.line("Cloning into ...")
+
+    async def collect() -> list[str]:
+        return [str(event["message"]) async for event in log.follow()]
+
+    first = asyncio.create_task(collect())
+    await asyncio.sleep(0)
+    log.step(50, "environment: cache hit")
+    log.close()
+    second = await collect()
+    assert await first == second
+    assert [m.split("] ", 1)[1] for m in second] == [
+        "fetch: repo",
+        "    Cloning into ...",
+        "environment: cache hit",
+    ]
