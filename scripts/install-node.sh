@@ -23,6 +23,14 @@ fi
 # downloads ripgrep from GitHub and fails offline/as root; this recipe uses Debian's ripgrep and
 # skips the scripts that download (see FACTS.md). Needs Debian ripgrep libkrb5-dev
 # libxkbfile-dev libsecret-1-dev (scripts/install-system.sh). A stamp file marks success.
+# Without code-server the hub still works (no VS Code card): locally a failure is a warning;
+# with CI=true it fails the install, so CI never passes without VS Code.
+code_server_failed() {
+    echo "install-node: $1" >&2
+    case "${CI:-}" in 1|true|yes) exit 1 ;; esac
+    echo "install-node: continuing without VS Code in the browser" >&2
+    exit 0
+}
 CODE_SERVER_VERSION=4.100.3
 CS_ROOT="$TOOLS/code-server"
 CS_STAMP="$CS_ROOT/.installed-$CODE_SERVER_VERSION"
@@ -30,13 +38,14 @@ if [ "${CODESPACE_SKIP_CODE_SERVER:-}" = "1" ]; then
     echo "install-node: code-server skipped (CODESPACE_SKIP_CODE_SERVER=1)"
 elif [ ! -f "$CS_STAMP" ]; then
     if ! command -v rg >/dev/null; then
-        echo "install-node: code-server needs ripgrep (run scripts/install-system.sh as root)" >&2
-        exit 1
+        code_server_failed "code-server needs Debian's ripgrep (make install-system as root)"
     fi
     echo "install-node: installing code-server $CODE_SERVER_VERSION into $CS_ROOT (~3 min)"
     rm -rf "$CS_ROOT"
     mkdir -p "$CS_ROOT"
     log="$CS_ROOT/install.log"
+    # Not part of an && / || list, so `set -e` inside the subshell stops at the first failure.
+    set +e
     (
         set -euo pipefail
         export npm_config_unsafe_perm=true
@@ -54,12 +63,14 @@ elif [ ! -f "$CS_STAMP" ]; then
         npm rebuild --foreground-scripts
         cd "$CS_ROOT"
         npm rebuild argon2
-    ) >"$log" 2>&1 || {
-        echo "install-node: code-server install failed; last lines of $log:" >&2
+    ) >"$log" 2>&1
+    status=$?
+    set -e
+    if [ "$status" -ne 0 ] || ! "$CS_ROOT/node_modules/.bin/code-server" --version >/dev/null 2>&1
+    then
         tail -n 40 "$log" >&2
-        exit 1
-    }
-    "$CS_ROOT/node_modules/.bin/code-server" --version >/dev/null
+        code_server_failed "code-server install failed (log: $log)"
+    fi
     touch "$CS_STAMP"
     echo "install-node: code-server $CODE_SERVER_VERSION installed"
 fi
