@@ -164,6 +164,46 @@ def test_an_unbound_dataset_fails_the_spawn_at_once(kube, hub, tmp_path):
     assert "jupyter-bob--data" not in pods(kube)
 
 
+def test_a_bound_dataset_is_mounted_from_the_pvc_fluid_made(kube, hub, tmp_path):
+    dataset = {
+        "apiVersion": "data.fluid.io/v1alpha1",
+        "kind": "Dataset",
+        "metadata": {"name": "mnist", "namespace": NAMESPACE},
+        "spec": {"mounts": [{"mountPoint": "s3://bucket/mnist", "name": "mnist"}]},
+    }
+    kube.create(dataset)
+    kube.set_status("data.fluid.io/v1alpha1", "datasets", NAMESPACE, "mnist", {"phase": "Bound"})
+    claim = {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": "mnist", "namespace": NAMESPACE},
+        "spec": {"accessModes": ["ReadOnlyMany"], "resources": {"requests": {"storage": "1Gi"}}},
+    }
+    kube.create(assert_valid(claim), plural="persistentvolumeclaims")
+    repo = make_repo(
+        tmp_path / "mnist",
+        {".codespace/codespace.yaml": "datasets: [{name: mnist, mountPath: /data/mnist}]\n"},
+    )
+    events = hub.spawn("frank", "ml", {"repo": str(repo)}, timeout=120)
+    assert events[-1].get("ready"), messages(events)
+    pod = pods(kube)["jupyter-frank--ml"]
+    assert pod["metadata"]["labels"]["fuse.serverful.fluid.io/inject"] == "true"
+    volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
+    assert volumes["dataset-mnist"]["persistentVolumeClaim"]["claimName"] == "mnist"
+    mounts = {m["mountPath"]: m for m in pod["spec"]["containers"][0]["volumeMounts"]}
+    assert mounts["/data/mnist"]["readOnly"] is True
+    hub.stop("frank", "ml")
+
+
+def test_a_spec_error_starts_a_recovery_codespace_and_says_why(kube, hub, tmp_path):
+    repo = make_repo(tmp_path / "broken", {".codespace/codespace.yaml": "pythn: {}\n"})
+    events = hub.spawn("gina", "broken", {"repo": str(repo)}, timeout=120)
+    text = messages(events)
+    assert events[-1].get("ready"), text
+    assert "recovery codespace" in text and ".codespace/codespace.yaml:1" in text
+    hub.stop("gina", "broken")
+
+
 def test_an_image_that_cannot_be_pulled_fails_the_spawn_at_once(kube, hub, tmp_path):
     kube.kubelet.pullable = lambda image: "missing" not in image
     try:

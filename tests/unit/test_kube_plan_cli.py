@@ -98,3 +98,17 @@ def test_plan_reports_spec_errors_with_their_location(tmp_path, capsys):
     root = repo(tmp_path, "pythn: {}\n")
     assert main(["plan", str(root), "--repo", "https://h/a.git"]) == 1
     assert ".codespace/codespace.yaml:1" in capsys.readouterr().err
+
+
+def test_devcontainer_host_requirements_gpu_is_the_same_request(tmp_path, capsys):
+    root = tmp_path / "dc"
+    (root / ".devcontainer").mkdir(parents=True)
+    (root / ".devcontainer" / "devcontainer.json").write_text(
+        '{"image": "registry.example.org/img:1", "hostRequirements": {"gpu": {"memory": "10gb"}}}'
+    )
+    args = ["plan", str(root), "--config", str(config_file(tmp_path)), "--profile", "mig"]
+    assert main([*args, "--repo", "https://h/a.git", "--json"]) == 0
+    pod = assert_all_valid(json.loads(capsys.readouterr().out)["items"])[-1]
+    limits = pod["spec"]["containers"][0]["resources"]["limits"]
+    assert limits["nvidia.com/mig-1g.10gb"] == "1"
+    assert pod["spec"]["containers"][0]["image"] == "registry.example.org/img:1"
