@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import platform
 import subprocess
 from pathlib import Path
 
@@ -73,3 +74,18 @@ async def test_kernelspec_points_at_the_env(builder: UvEnvBuilder, repo: Path, t
     text = (spec_dir / "kernel.json").read_text()
     assert str(built.python) in text and "Python (repo)" in text
     assert f"{built.path}/bin:/usr/bin" in text
+
+
+async def test_requested_python_is_used_when_uv_finds_it(builder: UvEnvBuilder, repo: Path) -> None:
+    system = Path("/usr/bin/python3")
+    if not system.exists():
+        pytest.skip("no system Python besides the platform's")
+    version = subprocess.run(
+        [str(system), "-c", "import platform; print(platform.python_version())"],
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    if version == platform.python_version():
+        pytest.skip("the system Python is the platform's; nothing to tell apart")
+    built = await builder.build(repo, with_requirements(version), "hash-a")
+    assert built.python_version == version and built.warnings == []
