@@ -9,6 +9,8 @@ from collections.abc import Callable
 
 from kubernetes_asyncio.client import ApiException
 
+from spawner.kube.failfast import pod_failure
+
 
 class BuildFailed(RuntimeError):
     """The build Job failed; the message has its reason and the last log lines."""
@@ -66,7 +68,13 @@ async def run_build_job(
             namespace, label_selector=f"job-name={name}", _preload_content=False
         )
         for pod in json.loads(await pods.read())["items"]:
-            if (pod.get("status") or {}).get("phase") not in ("Running", "Succeeded", "Failed"):
+            phase = (pod.get("status") or {}).get("phase")
+            if phase == "Pending":
+                stuck = pod_failure(pod)  # e.g. the builder image cannot be pulled
+                if stuck:
+                    raise BuildFailed(f"image build cannot start: {stuck}")
+                continue
+            if phase not in ("Running", "Succeeded", "Failed"):
                 continue
             for container in pod["spec"]["containers"]:
                 key = (pod["metadata"]["name"], container["name"])

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 
+from spawner.kube.build import BuildFailed, run_build_job
 from spawner.kube.failfast import pod_failure
 from spawner.kube.registry import Credentials, ImageRef, image_exists
 from spawner.kubernetes import KubeCodespaceSpawner, escape_braces
@@ -98,3 +100,76 @@ def test_registry_manifest_head_answers_present_and_absent():
             )
 
         assert asyncio.run(check()) == (True, False)
+
+
+def test_registry_bearer_challenge_gets_a_token_with_the_credentials():
+    from aiohttp import web
+
+    seen = {}
+
+    async def manifest(request):
+        if request.headers.get("Authorization") != "Bearer t0k":
+            realm = f"http://127.0.0.1:{request.url.port}/token"
+            challenge = f'Bearer realm="{realm}",service="reg",scope="repository:a/b:pull"'
+            return web.Response(status=401, headers={"WWW-Authenticate": challenge})
+        return web.Response(status=200)
+
+    async def token(request):
+        seen["query"] = dict(request.query)
+        seen["auth"] = request.headers.get("Authorization")
+        return web.json_response({"token": "t0k"})
+
+    async def scenario():
+        app = web.Application()
+        app.add_routes([web.head("/v2/a/b/manifests/x", manifest), web.get("/token", token)])
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]
+        try:
+            return await image_exists(
+                f"127.0.0.1:{port}/a/b:x", Credentials("u", "p"), insecure=True
+            )
+        finally:
+            await runner.cleanup()
+
+    assert asyncio.run(scenario()) is True
+    assert seen["query"] == {"service": "reg", "scope": "repository:a/b:pull"}
+    assert seen["auth"] == "Basic dTpw"
+
+
+class _Raw:
+    def __init__(self, data):
+        self.data = data
+
+    async def read(self):
+        return json.dumps(self.data).encode()
+
+
+def test_a_build_pod_that_cannot_start_fails_the_build_at_once():
+    waiting = {"reason": "ImagePullBackOff", "message": "moby/buildkit: not found"}
+    pod = {
+        "metadata": {"name": "codespace-build-1-abcde"},
+        "spec": {"containers": [{"name": "build"}]},
+        "status": {
+            "phase": "Pending",
+            "containerStatuses": [{"name": "build", "state": {"waiting": waiting}}],
+        },
+    }
+
+    class Batch:
+        async def create_namespaced_job(self, namespace, job):
+            return job
+
+        async def read_namespaced_job_status(self, name, namespace, **kw):
+            return _Raw({"status": {}})
+
+    class Core:
+        async def list_namespaced_pod(self, namespace, **kw):
+            assert kw["label_selector"] == "job-name=codespace-build-1"
+            return _Raw({"items": [pod]})
+
+    job = {"metadata": {"name": "codespace-build-1", "namespace": "ns"}}
+    with pytest.raises(BuildFailed, match="ImagePullBackOff: moby/buildkit: not found"):
+        asyncio.run(run_build_job(Batch(), Core(), job, lambda line: None, poll_seconds=0))
