@@ -24,7 +24,7 @@ from traitlets import Bool, Dict, List, Unicode, default
 
 from codespace.git import checkout
 from codespace.kube.config import KubeConfig, load_config, parse_config
-from codespace.kube.plan import KubePlan, Names, make_kube_plan
+from codespace.kube.plan import OVERRIDE_TRAITS, KubePlan, Names, make_kube_plan
 from codespace.options import UserOptions
 from codespace.resolve import default_resolution, resolve
 from codespace.spec.errors import SpecError
@@ -188,15 +188,16 @@ class KubeCodespaceSpawner(KubeSpawner):
 
     def _apply_plan(self, plan: KubePlan) -> None:
         """Set traits from the plan on top of the configured values (not a previous plan's)."""
-        overrides = plan.kubespawner_overrides()
         configured = getattr(self, "_configured_values", None)
         if configured is None:
-            configured = {name: copy.deepcopy(getattr(self, name)) for name in overrides}
+            configured = {name: copy.deepcopy(getattr(self, name)) for name in OVERRIDE_TRAITS}
             self._configured_values = configured
-        for name, value in overrides.items():
+        for name, value in configured.items():  # forget the previous spawn's plan
+            setattr(self, name, copy.deepcopy(value))
+        for name, value in plan.kubespawner_overrides().items():
             if name in EXPANDED_TRAITS:
                 value = escape_braces(value)
-            base = copy.deepcopy(configured.get(name, getattr(self, name)))
+            base = copy.deepcopy(configured[name])
             if isinstance(value, dict) and isinstance(base, dict):
                 value = {**base, **value}
             elif isinstance(value, list) and isinstance(base, list):

@@ -32,6 +32,34 @@ SINGLEUSER_PORT = 8888
 NB_UID = 1000
 
 
+# Every KubeSpawner trait KubePlan.kubespawner_overrides() may set.
+OVERRIDE_TRAITS = (
+    "image",
+    "environment",
+    "extra_labels",
+    "extra_annotations",
+    "init_containers",
+    "volumes",
+    "volume_mounts",
+    "working_dir",
+    "extra_resource_limits",
+    "node_selector",
+    "tolerations",
+    "fs_gid",
+    "storage_pvc_ensure",
+    "storage_capacity",
+    "storage_access_modes",
+    "storage_class",
+    "cpu_limit",
+    "cpu_guarantee",
+    "mem_limit",
+    "mem_guarantee",
+    "scheduler_name",
+    "extra_pod_config",
+    "image_pull_secrets",
+)
+
+
 class PlanError(ValueError):
     """The codespace cannot run under the chosen profile; the message says why."""
 

@@ -196,3 +196,21 @@ def test_config_errors_name_the_key(tmp_path: Path):
     assert str(path) in str(caught.value)
     with pytest.raises(ConfigError, match=r"registry\.prefx: Extra inputs"):
         parse_config({"registry": {"prefx": "x"}})
+
+
+def test_override_traits_lists_every_override():
+    from codespace.kube.plan import OVERRIDE_TRAITS
+
+    config = parse_config(
+        {
+            "registry": {"pullSecrets": ["p"]},
+            "profiles": [
+                {
+                    "name": "v",
+                    "gpu": {"mode": "vgpu", "memory": "8Gi", "runtimeClassName": "nvidia"},
+                }
+            ],
+        }
+    )
+    result = plan(Codespace(resources={"gpu": 0.5}), config)
+    assert set(result.kubespawner_overrides()) <= set(OVERRIDE_TRAITS)

@@ -173,3 +173,27 @@ def test_a_build_pod_that_cannot_start_fails_the_build_at_once():
     job = {"metadata": {"name": "codespace-build-1", "namespace": "ns"}}
     with pytest.raises(BuildFailed, match="ImagePullBackOff: moby/buildkit: not found"):
         asyncio.run(run_build_job(Batch(), Core(), job, lambda line: None, poll_seconds=0))
+
+
+def test_a_new_spawn_forgets_the_previous_plan(monkeypatch):
+    from codespace.kube.config import parse_config
+    from codespace.kube.plan import make_kube_plan
+    from codespace.options import UserOptions
+    from codespace.spec.model import Codespace
+
+    monkeypatch.setattr("kubespawner.spawner.load_config", lambda **kw: None)
+    monkeypatch.setattr("kubespawner.spawner.shared_client", lambda name: None)
+    spawner = KubeCodespaceSpawner(_mock=True)
+    spawner.environment = {"ADMIN": "1"}
+    config = parse_config({"profiles": [{"name": "v", "gpu": {"mode": "vgpu", "memory": "8Gi"}}]})
+    options = UserOptions(repo="https://h/a.git")
+    gpu_plan = make_kube_plan(Codespace(resources={"gpu": 0.5}), options, config, "a" * 64)
+    spawner._apply_plan(gpu_plan)
+    assert spawner.scheduler_name == "volcano"
+    assert spawner.extra_resource_limits["volcano.sh/vgpu-memory"] == "4096"
+    cpu_plan = make_kube_plan(Codespace(), options, config, "a" * 64)
+    spawner._apply_plan(cpu_plan)
+    assert spawner.scheduler_name is None
+    assert spawner.extra_resource_limits == {}
+    assert spawner.environment["ADMIN"] == "1"  # the admin's values stay
+    assert "CODESPACE_GPU_RESOURCE" not in spawner.environment
