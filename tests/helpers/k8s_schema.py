@@ -2,7 +2,7 @@
 
 Core kinds go through ``kubernetes_validate`` (strict: unknown fields are errors) for one
 supported Kubernetes version; custom resources go through the ``openAPIV3Schema`` of their
-CRD in ``/work/shared/crds`` (or ``$CODESPACE_CRDS``). A kind that neither knows is an error,
+CRD in ``$CODESPACE_CRDS``, ``../shared/crds`` next to the checkout, or ``config/crds``. A kind that neither knows is an error,
 so a test can never pass by validating nothing.
 
     from tests.helpers.k8s_schema import assert_valid
@@ -20,8 +20,9 @@ import yaml
 from jsonschema import Draft7Validator
 
 KUBERNETES_VERSION = "1.30.0"
-CRD_DIR = Path(os.environ.get("CODESPACE_CRDS", "/work/shared/crds"))
-_REPO_CRDS = Path(__file__).resolve().parents[2] / "config" / "crds"
+_REPO = Path(__file__).resolve().parents[2]
+CRD_DIR = Path(os.environ.get("CODESPACE_CRDS", _REPO.parent / "shared" / "crds"))
+_REPO_CRDS = _REPO / "config" / "crds"
 
 
 @functools.cache
