@@ -2,8 +2,9 @@
 
 Core kinds go through ``kubernetes_validate`` (strict: unknown fields are errors) for one
 supported Kubernetes version; custom resources go through the ``openAPIV3Schema`` of their
-CRD in ``$CODESPACE_CRDS``, ``../shared/crds`` next to the checkout, or ``config/crds``. A kind that neither knows is an error,
-so a test can never pass by validating nothing.
+CRD, found in ``$CODESPACE_CRDS`` (default: ``../shared/crds`` next to the checkout) and in
+``config/crds``. A kind that neither knows is an error, so a test can never pass by
+validating nothing.
 
     from tests.helpers.k8s_schema import assert_valid
     assert_valid(obj)            # raises AssertionError naming the object and every problem
