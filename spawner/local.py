@@ -14,9 +14,11 @@ paths kept in the spawner state.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -47,6 +49,21 @@ def _check_user_options(spawner: LocalCodespaceSpawner, user_options: dict[str, 
         validate_options(user_options or {})
     except ValueError as error:
         raise web.HTTPError(400, str(error), reason=str(error)) from None
+
+
+async def _end_process_group(group: int, grace: float = 5.0) -> None:
+    """SIGTERM the process group a server led (start_new_session), SIGKILL what remains."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(group, sig)
+        except ProcessLookupError:
+            return
+        for _ in range(int(grace * 10)):
+            await asyncio.sleep(0.1)
+            try:
+                os.killpg(group, 0)
+            except ProcessLookupError:
+                return
 
 
 class LocalCodespaceSpawner(LocalProcessSpawner):
@@ -247,6 +264,14 @@ class LocalCodespaceSpawner(LocalProcessSpawner):
         with log_path.open("ab") as handle:
             self.popen_kwargs = {"stdout": handle, "stderr": handle, "cwd": str(paths.workspace)}
             return await super().start()
+
+    async def stop(self, now: bool = False) -> None:
+        """Stop the server, then whatever it left in its process group (code-server's
+        extension host outlives its parent otherwise)."""
+        group = self.pid
+        await super().stop(now=now)
+        if group:
+            await _end_process_group(group)
 
     async def progress(self):  # type: ignore[override]
         log = getattr(self, "_progress", None)

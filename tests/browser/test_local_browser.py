@@ -11,6 +11,7 @@ import os
 import subprocess
 from pathlib import Path
 
+import psutil
 import pytest
 
 from tests.conftest import REPO_ROOT, TOOLS, require_executable
@@ -21,6 +22,13 @@ pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
 SCRIPT = Path(__file__).with_name("local_codespace.mjs")
 ARTIFACTS = REPO_ROOT / "artifacts" / "browser"
+
+
+def _environ(process: psutil.Process) -> dict[str, str]:
+    try:
+        return process.environ()
+    except (psutil.AccessDenied, psutil.NoSuchProcess, psutil.ZombieProcess):
+        return {}
 
 
 def test_login_spawn_lab_and_vscode(tmp_path: Path) -> None:
@@ -49,6 +57,12 @@ def test_login_spawn_lab_and_vscode(tmp_path: Path) -> None:
         result = subprocess.run(
             [node, str(SCRIPT)], env=env, capture_output=True, text=True, timeout=600
         )
+    left = [
+        process.pid
+        for process in psutil.process_iter()
+        if _environ(process).get("CODESPACE_WORKSPACE", "").startswith(str(tmp_path))
+    ]
+    assert left == [], "processes of the stopped codespace are still running"
     steps = {}
     for line in result.stdout.splitlines():
         if line.startswith("{"):
