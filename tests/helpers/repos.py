@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import subprocess
 import zipfile
 from collections.abc import Mapping
@@ -116,3 +117,38 @@ def fixture_repo(tmp: Path, *, codespace_yaml: str | None = None, value: int = 4
         },
         extra={f"vendor/{wheel.name}": wheel.read_bytes()},
     )
+
+
+def make_vsix(directory: Path, publisher: str, name: str, version: str = "0.0.1") -> Path:
+    """A minimal VS Code extension package (``publisher.name-version.vsix``)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    package = {
+        "name": name,
+        "publisher": publisher,
+        "version": version,
+        "engines": {"vscode": "^1.60.0"},
+        "displayName": f"{name} (test)",
+    }
+    manifest = (
+        '<?xml version="1.0" encoding="utf-8"?>\n'
+        '<PackageManifest Version="2.0.0" xmlns="http://schemas.microsoft.com/developer/'
+        'vsx-schema/2011"><Metadata>'
+        f'<Identity Language="en-US" Id="{name}" Version="{version}" Publisher="{publisher}"/>'
+        f'<DisplayName>{name}</DisplayName><Description xml:space="preserve"></Description>'
+        '</Metadata><Installation><InstallationTarget Id="Microsoft.VisualStudio.Code"/>'
+        "</Installation><Dependencies/><Assets>"
+        '<Asset Type="Microsoft.VisualStudio.Code.Manifest" Path="extension/package.json" '
+        'Addressable="true"/></Assets></PackageManifest>\n'
+    )
+    content_types = (
+        '<?xml version="1.0" encoding="utf-8"?>\n'
+        '<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
+        '<Default Extension=".json" ContentType="application/json"/>'
+        '<Default Extension=".vsixmanifest" ContentType="text/xml"/></Types>\n'
+    )
+    path = directory / f"{publisher}.{name}-{version}.vsix"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("[Content_Types].xml", content_types)
+        archive.writestr("extension.vsixmanifest", manifest)
+        archive.writestr("extension/package.json", json.dumps(package))
+    return path

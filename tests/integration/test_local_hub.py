@@ -8,6 +8,7 @@ uv cache or the index).
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -17,7 +18,7 @@ import requests
 
 from tests.conftest import require_executable
 from tests.helpers.hub import RunningHub, running_hub
-from tests.helpers.repos import commit_files, fixture_repo
+from tests.helpers.repos import commit_files, fixture_repo, make_vsix
 
 pytestmark = pytest.mark.integration
 
@@ -229,3 +230,31 @@ def test_vscode_is_proxied_and_listens_on_no_network_port(hub: RunningHub, repo:
         if conn.status == psutil.CONN_LISTEN
     ]
     assert listening == []
+
+
+def test_vscode_extensions_install_from_local_vsix_and_missing_ones_are_listed(
+    hub: RunningHub, tmp_path: Path
+) -> None:
+    code_server = Path(__file__).resolve().parents[2] / ".tools/code-server/node_modules/.bin"
+    require_executable("code-server", code_server / "code-server")
+    make_vsix(hub.data_dir / "vsix", "codespace-tests", "hello")
+    manifest = (
+        "customizations:\n  vscode:\n"
+        "    extensions: [codespace-tests.hello, nobody.not-available]\n"
+        "    settings: {editor.fontSize: 17}\n"
+    )
+    repo = fixture_repo(tmp_path, codespace_yaml=manifest)
+    events = hub.spawn("judy", "ext", {"repo": str(repo)})
+    assert events[-1].get("ready"), messages(events)
+    text = messages(events)
+    assert "installs on first open: codespace-tests.hello" in text
+    assert "no local VSIX, not installed: nobody.not-available" in text
+
+    assert hub.server_request("judy", "ext", "vscode/healthz").status_code == 200
+    vscode_state = hub.data_dir / "servers" / "judy" / "ext" / "vscode"
+    installed = [path.name for path in (vscode_state / "extensions").iterdir()]
+    assert "codespace-tests.hello-0.0.1" in installed
+    assert not any(name.startswith("nobody.") for name in installed)
+    settings = json.loads((vscode_state / "user-data" / "Machine" / "settings.json").read_text())
+    assert settings["editor.fontSize"] == 17
+    assert settings["python.defaultInterpreterPath"].startswith(str(hub.data_dir / "env-cache"))
