@@ -46,7 +46,8 @@ def _safe(name: str) -> str:
 def _check_user_options(spawner: LocalCodespaceSpawner, user_options: dict[str, Any]) -> None:
     """Refuse bad options before the spawn starts: the API answers 400 with the reason."""
     try:
-        validate_options(user_options or {})
+        options = validate_options(user_options or {})
+        spawner._profile(options.get("profile"))
     except ValueError as error:
         raise web.HTTPError(400, str(error), reason=str(error)) from None
 

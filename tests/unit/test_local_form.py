@@ -57,3 +57,16 @@ async def test_progress_log_replays_for_every_follower_and_ends_when_closed() ->
         "    Cloning into ...",
         "environment: cache hit",
     ]
+
+
+def test_spawner_refuses_an_unknown_profile_before_starting() -> None:
+    from tornado import web
+
+    from spawner.local import LocalCodespaceSpawner, _check_user_options
+
+    spawner = LocalCodespaceSpawner(profiles=[{"slug": "small", "display_name": "Small"}])
+    _check_user_options(spawner, {"repo": "/srv/repo", "profile": "small"})
+    with pytest.raises(web.HTTPError) as refused:
+        _check_user_options(spawner, {"repo": "/srv/repo", "profile": "huge"})
+    assert refused.value.status_code == 400
+    assert "'huge' is not one of the hub's profiles" in refused.value.log_message
