@@ -92,6 +92,12 @@ class LocalCodespaceSpawner(LocalProcessSpawner):
         removing a server keeps its workspace, and a server made again with the same name
         finds it.""",
     )
+    uv_cache_dir = Unicode(
+        "",
+        config=True,
+        help="""uv's download/build cache (default ``<data_dir>/env-cache/uv-cache``). Keep it
+        on the same file system as the data directory: environments hard-link from it.""",
+    )
     vsix_dirs = List(
         Unicode(),
         config=True,
@@ -188,7 +194,10 @@ class LocalCodespaceSpawner(LocalProcessSpawner):
         paths = self.local_paths()
         self.workspace, self.server_dir = str(paths.workspace), str(paths.server_dir)
         paths.server_dir.mkdir(parents=True, exist_ok=True)
-        builder = UvEnvBuilder(Path(self.data_dir).resolve() / "env-cache")
+        builder = UvEnvBuilder(
+            Path(self.data_dir).resolve() / "env-cache",
+            uv_cache_dir=Path(self.uv_cache_dir) if self.uv_cache_dir else None,
+        )
         try:
             prepared = await prepare(options, paths, builder, log, base_env=os.environ)
         except Exception as error:

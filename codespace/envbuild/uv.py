@@ -83,10 +83,16 @@ class UvEnvBuilder:
     """Materialise a :class:`Codespace`'s Python environment as a uv virtualenv."""
 
     def __init__(
-        self, cache_dir: Path, *, uv: str | None = None, extra_env: dict[str, str] | None = None
+        self,
+        cache_dir: Path,
+        *,
+        uv: str | None = None,
+        uv_cache_dir: Path | None = None,
+        extra_env: dict[str, str] | None = None,
     ) -> None:
         self.cache_dir = Path(cache_dir)
         self.envs_dir = self.cache_dir / "envs"
+        self.uv_cache_dir = Path(uv_cache_dir) if uv_cache_dir else self.cache_dir / "uv-cache"
         self.uv = uv or find_uv()
         self.extra_env = dict(extra_env or {})
 
@@ -102,7 +108,7 @@ class UvEnvBuilder:
         env.pop("VIRTUAL_ENV", None)
         env.update(
             {
-                "UV_CACHE_DIR": str(self.cache_dir / "uv-cache"),
+                "UV_CACHE_DIR": str(self.uv_cache_dir),
                 "UV_PYTHON_DOWNLOADS": "never",
                 "UV_NO_PROGRESS": "1",
                 "UV_LINK_MODE": "hardlink",

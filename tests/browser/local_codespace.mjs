@@ -33,13 +33,18 @@ try {
   await Promise.all([page.waitForNavigation(), page.click('form [type=submit]')]);
   say('submitted', { url: page.url() });
 
+  // The event log (a collapsed <details>) accumulates every step: read textContent, which
+  // includes it, and stop waiting as soon as the page leaves for the lab.
+  let environment = false;
   if (page.url().includes('/spawn-pending/')) {
     await page.waitForFunction(
-      () => document.body.innerText.includes('environment:'), null, { timeout: 300000 });
-    await shot(page, '02-progress');
-    const log = await page.innerText('body');
-    say('progress', { environment: log.includes('environment:') });
+      () => document.body.textContent.includes('environment:') || !location.pathname.includes('/spawn-pending/'),
+      null, { timeout: 300000, polling: 50 }).catch(() => null);
+    environment = await page.evaluate(() => document.body.textContent.includes('environment:'))
+      .catch(() => false);
+    if (environment) await shot(page, '02-progress').catch(() => {});
   }
+  say('progress', { environment });
 
   await page.waitForURL(/\/user\/[^/]+\/[^/]+\/lab/, { timeout: 300000 });
   await page.waitForSelector('.jp-LauncherCard', { timeout: 120000 });

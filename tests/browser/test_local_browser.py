@@ -31,7 +31,9 @@ def _environ(process: psutil.Process) -> dict[str, str]:
         return {}
 
 
-def test_login_spawn_lab_and_vscode(tmp_path: Path) -> None:
+def test_login_spawn_lab_and_vscode(
+    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     node = require_executable("node")
     chromium = require_executable("chromium", "/usr/bin/chromium")
     playwright = TOOLS / "node" / "node_modules" / "playwright-core"
@@ -41,7 +43,9 @@ def test_login_spawn_lab_and_vscode(tmp_path: Path) -> None:
     )
     repo = fixture_repo(tmp_path, codespace_yaml="python:\n  requirements: [requirements.txt]\n")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with running_hub(tmp_path / "hub") as hub:
+    uv_cache = tmp_path_factory.getbasetemp() / "uv-cache"  # the session's shared uv cache
+    config = f"c.LocalCodespaceSpawner.uv_cache_dir = {str(uv_cache)!r}"
+    with running_hub(tmp_path / "hub", extra_config=config) as hub:
         password = (hub.data_dir / "secrets" / "user-password").read_text().strip()
         env = {
             **os.environ,

@@ -33,7 +33,9 @@ postStartCommand: ["sh", "-c", "echo started >> .lifecycle-started"]
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory: pytest.TempPathFactory):
     data = tmp_path_factory.mktemp("local-hub")
-    with running_hub(data / "hub") as running:
+    uv_cache = tmp_path_factory.getbasetemp() / "uv-cache"  # shared by this session's hubs
+    config = f"c.LocalCodespaceSpawner.uv_cache_dir = {str(uv_cache)!r}"
+    with running_hub(data / "hub", extra_config=config) as running:
         yield running
 
 
