@@ -5,10 +5,11 @@ This is the whole local start pipeline without JupyterHub: the spawner calls
 call it directly. Progress goes to a :class:`Reporter`.
 
 Recovery, never lockout: a spec error or a failed environment build continues on the platform
-default environment with the repository checked out, and a failing lifecycle command still
-starts the server; each problem is written to ``CODESPACE_ERRORS.md`` in the workspace (opened
-when the lab starts) with how to retry. Only a failed fetch stops a start (there is nothing to
-open without a checkout); its message says what git said.
+default environment with the repository checked out, and a failing lifecycle command or a
+dataset that cannot be mounted still starts the server; each problem is written to
+``CODESPACE_ERRORS.md`` in the workspace (opened when the lab starts) with how to retry.
+Only a failed fetch stops a start (there is nothing to open without a checkout); its message
+says what git said.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from codespace.datasets.attach import AttachResult, LocalDatasetSettings, attach_datasets
+from codespace.datasets.mounts import PendingMounts, plan_mounts
 from codespace.envbuild import BuiltEnv, EnvBuildError, UvEnvBuilder, env_vars, write_kernelspec
 from codespace.git import Checkout, checkout, origin_url
 from codespace.lifecycle import LifecycleError, Step, run_lifecycle
@@ -63,6 +66,7 @@ class Prepared:
     warnings: list[str] = field(default_factory=list)
     lifecycle: list[Step] = field(default_factory=list)
     server_env: dict[str, str] = field(default_factory=dict)
+    datasets: AttachResult = field(default_factory=AttachResult)
 
     @property
     def errors_file(self) -> Path:
@@ -84,6 +88,7 @@ async def prepare(
     report: Reporter,
     *,
     base_env: Mapping[str, str],
+    datasets: LocalDatasetSettings | None = None,
 ) -> Prepared:
     """Run the local start pipeline for ``options``; raise only when the fetch fails."""
     timer = _Timer()
@@ -143,7 +148,12 @@ async def prepare(
     display = f"Python {version} ({paths.workspace.name})"
     base_path = base_env.get("PATH", "/usr/local/bin:/usr/bin:/bin")
     write_kernelspec(env.path, paths.jupyter_data, display, base_path=base_path)
-    server_env = {**spec.containerEnv, **env_vars(env.path, base_path)}
+    attached = AttachResult()
+    if datasets is not None:
+        attached = await _attach(spec, options, paths, datasets, report)
+        if attached.problems:
+            problems.append(_datasets_problem(attached.problems, datasets.catalog))
+    server_env = {**spec.containerEnv, **env_vars(env.path, base_path), **attached.env()}
     lifecycle_env = {**base_env, **server_env, "CODESPACE_WORKSPACE": str(paths.workspace)}
 
     timer = _Timer()
@@ -174,6 +184,7 @@ async def prepare(
         warnings=warnings,
         lifecycle=ran,
         server_env=server_env,
+        datasets=attached,
     )
     write_errors_file(prepared)
     return prepared
@@ -205,6 +216,41 @@ def write_errors_file(prepared: Prepared) -> None:
     if prepared.warnings:
         parts += ["## Warnings\n", *(f"- {warning}" for warning in prepared.warnings), ""]
     path.write_text("\n".join(parts), encoding="utf-8")
+
+
+async def _attach(
+    spec: Codespace,
+    options: UserOptions,
+    paths: LocalPaths,
+    settings: LocalDatasetSettings,
+    report: Reporter,
+) -> AttachResult:
+    """Mount the spec's, the form's and the pending datasets (see codespace.datasets.attach)."""
+    mounts = plan_mounts(spec, options.datasets, PendingMounts(settings.state_dir).names())
+    if not mounts:
+        return AttachResult()
+    timer = _Timer()
+    result = await attach_datasets(
+        mounts,
+        settings,
+        paths.workspace,
+        on_step=lambda message: report.step(72, message),
+        on_line=report.line,
+    )
+    names = ", ".join(a.name for a in result.attached) or "none"
+    failed = f"; {len(result.problems)} not mounted" if result.problems else ""
+    report.step(74, f"datasets: mounted {names}{failed} ({timer})")
+    return result
+
+
+def _datasets_problem(problems: list[str], catalog: Path | None) -> str:
+    where = f"The hub's dataset catalog is `{catalog}`." if catalog else "The hub has no catalog."
+    lines = "\n".join(f"- {problem}" for problem in problems)
+    return (
+        "## Some datasets are not mounted\n\n"
+        f"{lines}\n\n{where} Pick datasets it lists in the spawn form, or fix the names in "
+        "the repository's `datasets:`.\n"
+    )
 
 
 def _spec_problem(error: SpecError) -> str:

@@ -6,6 +6,8 @@
 #                            (CODESPACE_HUB_PROXY_API_PORT, CODESPACE_HUB_HUB_PORT)
 #   CODESPACE_HUB_ADMIN_USERS comma-separated admin user names (default admin)
 #   CODESPACE_HUB_ADMIN_TOKEN optional: an admin service token for automation
+#   CODESPACE_HUB_DATASET_CATALOG optional: the dataset catalog (YAML); default
+#                            <data dir>/datasets.yaml when that file exists
 import os
 from pathlib import Path
 
@@ -75,4 +77,6 @@ if admin_token:
 # -- codespaces ---------------------------------------------------------------------------
 c.JupyterHub.spawner_class = "spawner.local.LocalCodespaceSpawner"
 c.LocalCodespaceSpawner.data_dir = str(data_dir)
+if os.environ.get("CODESPACE_HUB_DATASET_CATALOG"):
+    c.LocalCodespaceSpawner.dataset_catalog = os.environ["CODESPACE_HUB_DATASET_CATALOG"]
 c.Spawner.debug = False

@@ -4,7 +4,9 @@ Everything lives in one data directory (SQLite database, workspaces, the environ
 secrets, logs). Login is a generated shared password, stored mode 0600 in the data directory
 and printed at start; admin users log in with a separate generated admin password. With
 ``CODESPACE_HUB_ADMIN_TOKEN`` set, an admin service with that token can manage users and
-servers through the REST API (``Authorization: token ...``).
+servers through the REST API (``Authorization: token ...``). ``--dataset-catalog FILE``
+(default ``<data-dir>/datasets.yaml`` when it exists) names the datasets the spawn form offers
+and codespaces mount.
 
 The JupyterHub configuration itself is ``config/jupyterhub_config_local.py``; this command
 prepares the data directory and passes the settings to it through ``CODESPACE_HUB_*``
@@ -50,6 +52,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--data-dir", default="data", help="database, workspaces, env cache, secrets, logs"
     )
     parser.add_argument(
+        "--dataset-catalog",
+        default=None,
+        metavar="FILE",
+        help="dataset catalog YAML offered in the spawn form "
+        "(default: <data-dir>/datasets.yaml if it exists)",
+    )
+    parser.add_argument(
         "--admin-user",
         action="append",
         default=None,
@@ -74,7 +83,30 @@ def hub_environment(args: argparse.Namespace) -> tuple[dict[str, str], dict[str,
         "CODESPACE_HUB_PORT": str(args.port),
         "CODESPACE_HUB_ADMIN_USERS": ",".join(admins),
     }
-    return env, {"user": user_password, "admin": admin_password, "admins": ", ".join(admins)}
+    login = {"user": user_password, "admin": admin_password, "admins": ", ".join(admins)}
+    if args.dataset_catalog:
+        catalog = Path(args.dataset_catalog).resolve()
+        if not catalog.is_file():
+            raise SystemExit(f"codespace-hub: dataset catalog {catalog} does not exist")
+        env["CODESPACE_HUB_DATASET_CATALOG"] = str(catalog)
+    login["datasets"] = describe_catalog(
+        Path(env.get("CODESPACE_HUB_DATASET_CATALOG") or data_dir / "datasets.yaml")
+    )
+    return env, login
+
+
+def describe_catalog(path: Path) -> str:
+    """One line for the banner: which catalog, how many datasets (or why it is unreadable)."""
+    from codespace.datasets.backend import DatasetError
+    from codespace.datasets.catalog import Catalog
+
+    if not path.exists():
+        return f"none (create {path} or pass --dataset-catalog FILE)"
+    try:
+        count = len(Catalog(path).entries())
+    except DatasetError as error:
+        return f"{path} cannot be read yet: {error}"
+    return f"{path} ({count} dataset{'s' if count != 1 else ''})"
 
 
 def banner(ip: str, port: int, data_dir: str, login: dict[str, str]) -> str:
@@ -87,6 +119,7 @@ def banner(ip: str, port: int, data_dir: str, login: dict[str, str]) -> str:
             f"  Admin users ({login['admins']}) use the admin password in "
             f"{data_dir}/secrets/admin-password",
             f"  Data (database, workspaces, env cache, secrets): {data_dir}",
+            f"  Datasets: {login.get('datasets', 'none')}",
             "",
         ]
     )

@@ -1,4 +1,4 @@
-"""The spawn form: repository, ref and (when an admin defined some) a profile.
+"""The spawn form: repository, ref, (when an admin defined some) a profile, and datasets.
 
 ``render_form`` builds the HTML (values escaped); ``parse_form`` turns the submitted fields
 into a validated :class:`~codespace.options.UserOptions` dict, so a bad value is refused on the
@@ -17,9 +17,17 @@ from codespace.options import UserOptions
 
 
 def render_form(
-    profiles: Sequence[Mapping[str, str]] = (), defaults: Mapping[str, str] | None = None
+    profiles: Sequence[Mapping[str, str]] = (),
+    defaults: Mapping[str, str] | None = None,
+    datasets: Sequence[tuple[str, str]] = (),
+    datasets_note: str = "",
 ) -> str:
-    """HTML for JupyterHub's spawn page (it wraps this in its own <form>)."""
+    """HTML for JupyterHub's spawn page (it wraps this in its own <form>).
+
+    ``datasets`` are ``(name, description)`` pairs offered in a multi-select (mounted at
+    start in addition to the repository's own); ``datasets_note`` is shown under it (for
+    example why the catalog could not be read).
+    """
     defaults = defaults or {}
     repo = escape(defaults.get("repo", ""), quote=True)
     ref = escape(defaults.get("ref", ""), quote=True)
@@ -51,16 +59,42 @@ def render_form(
                 label += " - " + escape(description)
             parts.append(f'<option value="{slug}">{label}</option>')
         parts += ["</select>", "</div>"]
+    if datasets or datasets_note:
+        parts += _datasets_field(datasets, datasets_note)
     return "\n".join(parts)
+
+
+def _datasets_field(datasets: Sequence[tuple[str, str]], note: str) -> list[str]:
+    size = max(2, min(len(datasets), 8))
+    parts = [
+        '<div class="form-group">',
+        '<label for="codespace-datasets">Datasets</label>',
+        f'<select class="form-control" id="codespace-datasets" name="datasets" multiple '
+        f'size="{size}">',
+    ]
+    for name, description in datasets:
+        label = escape(name) + (f" - {escape(description)}" if description else "")
+        parts.append(f'<option value="{escape(name, quote=True)}">{label}</option>')
+    parts.append("</select>")
+    help_text = (
+        escape(note)
+        if note
+        else ("Mounted under datasets/ in the workspace, with the ones the repository lists.")
+    )
+    parts += [f'<small class="form-text text-muted">{help_text}</small>', "</div>"]
+    return parts
 
 
 def parse_form(formdata: Mapping[str, Any]) -> dict[str, Any]:
     """Form fields (lists of strings) -> validated user options; ValueError with a clear text."""
     fields = {key: formdata[key] for key in ("repo", "ref", "profile", "config") if key in formdata}
-    flat = {
+    flat: dict[str, Any] = {
         key: value[0] if isinstance(value, list) and value else value
         for key, value in fields.items()
     }
+    datasets = formdata.get("datasets")
+    if datasets:  # a multi-select: every picked value
+        flat["datasets"] = [datasets] if isinstance(datasets, str) else list(datasets)
     return validate_options(flat)
 
 

@@ -3,7 +3,9 @@
 A start runs :func:`codespace.prepare.prepare` (fetch, resolve, environment, lifecycle; each a
 progress event on the spawn page) and then starts ``jupyterhub-singleuser`` from the platform
 environment as a local process, with the workspace as its root, the repository's uv
-environment as the default kernel and the environment of terminals and VS Code.
+environment as the default kernel and the environment of terminals and VS Code. Datasets
+(the spec's and those picked in the form) are linked into ``<workspace>/datasets/`` from the
+hub's dataset catalog before the lifecycle commands run (:mod:`codespace.datasets.attach`).
 
 Servers run as the hub's own system user (like JupyterHub's ``SimpleLocalProcessSpawner``):
 the embedded mode is for one person or a trusted team on one machine, not for isolating
@@ -28,6 +30,9 @@ from jupyterhub.spawner import LocalProcessSpawner
 from tornado import web
 from traitlets import Bool, Dict, List, Unicode, default
 
+from codespace.datasets.attach import LocalDatasetSettings, extension_config
+from codespace.datasets.backend import DatasetError
+from codespace.datasets.catalog import CATALOG_ENV, Catalog
 from codespace.envbuild import KERNEL_NAME, UvEnvBuilder
 from codespace.options import UserOptions
 from codespace.prepare import ERRORS_FILE, LocalPaths, Prepared, prepare
@@ -50,6 +55,13 @@ def _check_user_options(spawner: LocalCodespaceSpawner, user_options: dict[str, 
         spawner._profile(options.get("profile"))
     except ValueError as error:
         raise web.HTTPError(400, str(error), reason=str(error)) from None
+
+
+def _write_private_json(path: Path, data: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(data, handle, indent=2)
 
 
 async def _end_process_group(group: int, grace: float = 5.0) -> None:
@@ -111,6 +123,26 @@ class LocalCodespaceSpawner(LocalProcessSpawner):
         help="Jupyter config directory added for every server (VS Code launcher entry).",
     )
 
+    dataset_catalog = Unicode(
+        "",
+        config=True,
+        help="""The dataset catalog (YAML, see codespace.datasets.catalog) whose datasets the
+        spawn form offers and codespaces mount. Default: ``<data_dir>/datasets.yaml`` when
+        that file exists (looked up at each spawn, so it can be added later).""",
+    )
+    dataset_cache_dir = Unicode(
+        "",
+        config=True,
+        help="""Prewarmed copies of remote datasets and prewarm history, shared by every
+        codespace of this hub. Default: ``<data_dir>/datasets-cache``.""",
+    )
+    dataset_storage_options = Dict(
+        config=True,
+        help="""fsspec options per protocol for remote dataset sources, e.g.
+        ``{"s3": {"endpoint_url": "http://127.0.0.1:9000"}}``; given to the hub's mounts and
+        to each server's extension (written mode 0600 in the server's state directory).""",
+    )
+
     workspace = Unicode(help="This server's workspace (kept in the spawner state).")
     server_dir = Unicode(help="This server's state directory (kept in the spawner state).")
 
@@ -135,8 +167,19 @@ class LocalCodespaceSpawner(LocalProcessSpawner):
         return 60
 
     @default("options_form")
-    def _default_options_form(self) -> str:
-        return render_form(self.profiles)
+    def _default_options_form(self) -> Any:
+        return LocalCodespaceSpawner._render_options_form  # called per spawn: catalog is live
+
+    def _render_options_form(self) -> str:
+        settings = self.dataset_settings()
+        datasets: list[tuple[str, str]] = []
+        note = ""
+        try:
+            entries = Catalog(settings.catalog).entries()
+            datasets = [(entry.name, entry.description) for entry in entries.values()]
+        except DatasetError as error:
+            note = f"The dataset catalog cannot be read: {error}"
+        return render_form(self.profiles, datasets=datasets, datasets_note=note)
 
     @default("options_from_form")
     def _default_options_from_form(self) -> Any:
@@ -169,6 +212,18 @@ class LocalCodespaceSpawner(LocalProcessSpawner):
             server_dir=Path(self.server_dir or root / "servers" / user / server),
         )
 
+    def dataset_settings(self) -> LocalDatasetSettings:
+        root = Path(self.data_dir).resolve()
+        catalog: Path | None = Path(self.dataset_catalog or root / "datasets.yaml").resolve()
+        if not self.dataset_catalog and not catalog.exists():
+            catalog = None
+        return LocalDatasetSettings(
+            catalog=catalog,
+            cache_dir=Path(self.dataset_cache_dir or root / "datasets-cache").resolve(),
+            state_dir=self.local_paths().server_dir / "state",
+            storage_options=dict(self.dataset_storage_options),
+        )
+
     def load_state(self, state: dict[str, Any]) -> None:
         super().load_state(state)
         self.workspace = state.get("workspace", "")
@@ -194,17 +249,20 @@ class LocalCodespaceSpawner(LocalProcessSpawner):
         paths = self.local_paths()
         self.workspace, self.server_dir = str(paths.workspace), str(paths.server_dir)
         paths.server_dir.mkdir(parents=True, exist_ok=True)
+        datasets = self.dataset_settings()
         builder = UvEnvBuilder(
             Path(self.data_dir).resolve() / "env-cache",
             uv_cache_dir=Path(self.uv_cache_dir) if self.uv_cache_dir else None,
         )
         try:
-            prepared = await prepare(options, paths, builder, log, base_env=os.environ)
+            prepared = await prepare(
+                options, paths, builder, log, base_env=os.environ, datasets=datasets
+            )
         except Exception as error:
             log.step(99, f"failed: {error}")
             log.close()
             raise
-        self._apply(prepared, options)
+        self._apply(prepared, options, datasets)
         self._report_vscode(prepared, log)
         log.step(95, "server: starting JupyterLab")
         try:
@@ -212,14 +270,26 @@ class LocalCodespaceSpawner(LocalProcessSpawner):
         finally:
             log.close()
 
-    def _apply(self, prepared: Prepared, options: UserOptions) -> None:
-        """Point the server at the workspace, the repo env kernel and the error file."""
+    def _apply(
+        self, prepared: Prepared, options: UserOptions, datasets: LocalDatasetSettings
+    ) -> None:
+        """Point the server at the workspace, the repo env kernel, the error file and the
+        dataset catalog (our server extension's settings, in a per-server config dir)."""
         paths = self.local_paths()
+        server_config = paths.server_dir / "jupyter-config"
+        _write_private_json(
+            server_config / "jupyter_server_config.json",
+            extension_config(datasets, paths.workspace),
+        )
         self.notebook_dir = str(paths.workspace)
         self.default_url = f"/lab/tree/{ERRORS_FILE}" if prepared.problems else "/lab"
         profile_env = self._profile(options.profile).get("env", {})
         jupyter_path = [str(paths.jupyter_data), os.environ.get("JUPYTER_PATH", "")]
-        config_path = [self.singleuser_config_dir, os.environ.get("JUPYTER_CONFIG_PATH", "")]
+        config_path = [
+            str(server_config),
+            self.singleuser_config_dir,
+            os.environ.get("JUPYTER_CONFIG_PATH", ""),
+        ]
         self._server_env = {
             **{str(k): str(v) for k, v in profile_env.items()},
             **prepared.server_env,
@@ -233,6 +303,7 @@ class LocalCodespaceSpawner(LocalProcessSpawner):
             "CODESPACE_VSIX_PATH": os.pathsep.join(self.vsix_dirs),
             "CODESPACE_REPO": options.repo,
             "CODESPACE_PROFILE": options.profile or "",
+            CATALOG_ENV: str(datasets.catalog or ""),
         }
 
     def _report_vscode(self, prepared: Prepared, log: ProgressLog) -> None:
