@@ -4,9 +4,12 @@ The embedded default has no device plugin or scheduler, so the grant is advisory
 GPUs are handed out by ``CUDA_VISIBLE_DEVICES`` and not given to two codespaces at once;
 fractional and memory requests share a GPU, and the share is announced to the codespace
 through environment variables (frameworks can read them, nothing enforces them). The same
-``CODESPACE_GPU_*`` variables are set by the Kubernetes builders, so the lab shows one thing.
+``CODESPACE_GPU_*`` variables are set by the Kubernetes builders, so the lab shows one thing:
+``CODESPACE_GPU_SHARING`` is ``exclusive`` for whole GPUs (the word of Kubernetes' whole-GPU
+mode) and ``shared`` for a local share (Kubernetes names its sharing technology instead).
 
-Discovery is the only I/O here (``nvidia-smi``); :func:`grant` is pure.
+Discovery is the only I/O here (``nvidia-smi``); :func:`grant` is pure. Which GPUs other
+codespaces hold is tracked by :mod:`codespace.gpu_grants`.
 """
 
 from __future__ import annotations
@@ -15,11 +18,15 @@ import csv
 import io
 import shutil
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from codespace.spec.model import GpuRequest
 
 _QUERY = "index,uuid,name,memory.total,memory.used"
+EXCLUSIVE = "exclusive"  # whole GPUs; codespace.kube.gpu uses the same word
+SHARED = "shared"
+LOCAL_RESOURCE = "local"  # Kubernetes names the extended resource (nvidia.com/gpu, ...)
 
 
 class GpuUnavailable(Exception):
@@ -51,7 +58,8 @@ class GpuGrant:
         env = {
             "CUDA_VISIBLE_DEVICES": ",".join(self.devices),
             "CODESPACE_GPU_COUNT": str(len(self.devices)),
-            "CODESPACE_GPU_SHARING": "exclusive" if self.exclusive else "shared",
+            "CODESPACE_GPU_SHARING": EXCLUSIVE if self.exclusive else SHARED,
+            "CODESPACE_GPU_RESOURCE": LOCAL_RESOURCE,
         }
         if self.fraction is not None:
             env["CODESPACE_GPU_FRACTION"] = f"{self.fraction:g}"
@@ -120,27 +128,41 @@ def describe(request: GpuRequest) -> str:
     return " with ".join(parts) or "a GPU"
 
 
-def grant(request: GpuRequest | None, gpus: list[Gpu], exclusive_in_use: set[str]) -> GpuGrant:
-    """Grant ``request`` from ``gpus``; ``exclusive_in_use`` are uuids held whole elsewhere.
+def grant(
+    request: GpuRequest | None,
+    gpus: list[Gpu],
+    exclusive_in_use: set[str],
+    shared_mib: Mapping[str, int] | None = None,
+) -> GpuGrant:
+    """Grant ``request`` from ``gpus``; ``exclusive_in_use`` are uuids held whole elsewhere,
+    ``shared_mib`` the GPU memory (MiB per uuid) promised to shares held elsewhere.
 
-    Raises :class:`GpuUnavailable` unless the request is optional, in which case an empty
-    grant with a note comes back.
+    A whole GPU is only granted when nobody holds it or a share of it; a share fits where
+    the memory neither in use nor promised is enough. Raises :class:`GpuUnavailable` unless
+    the request is optional, in which case an empty grant with a note comes back.
     """
     if request is None:
         return GpuGrant()
+    shared_mib = shared_mib or {}
     free = [gpu for gpu in gpus if gpu.uuid not in exclusive_in_use]
     try:
         if request.count:
-            if len(free) < request.count:
+            whole = [gpu for gpu in free if not shared_mib.get(gpu.uuid)]
+            if len(whole) < request.count:
                 raise GpuUnavailable(
                     f"asked for {describe(request)}; this machine has {len(gpus)} GPU(s), "
-                    f"{len(free)} not held by another codespace"
+                    f"{len(whole)} not held by another codespace"
                 )
-            return GpuGrant(devices=[gpu.uuid for gpu in free[: request.count]])
+            chosen = whole[: request.count]
+            return GpuGrant(
+                devices=[gpu.uuid for gpu in chosen],
+                memory_mib=sum(gpu.memory_mib for gpu in chosen),
+            )
         wanted_mib = _memory_mib(request.memory) if request.memory else None
         for gpu in free:
             need = wanted_mib or int(gpu.memory_mib * (request.fraction or 1))
-            if gpu.memory_mib - gpu.used_mib >= need:
+            taken = max(gpu.used_mib, shared_mib.get(gpu.uuid, 0))
+            if gpu.memory_mib - taken >= need:
                 return GpuGrant(
                     devices=[gpu.uuid],
                     fraction=request.fraction or round(need / gpu.memory_mib, 3),

@@ -15,7 +15,7 @@ says what git said.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -89,8 +89,14 @@ async def prepare(
     *,
     base_env: Mapping[str, str],
     datasets: LocalDatasetSettings | None = None,
+    check_spec: Callable[[Codespace], None] | None = None,
 ) -> Prepared:
-    """Run the local start pipeline for ``options``; raise only when the fetch fails."""
+    """Run the local start pipeline for ``options``; raise only when the fetch fails.
+
+    ``check_spec`` sees the resolved spec before the environment is built; what it raises
+    ends the start there (the spawner claims the spec's GPU with it, so a request that cannot
+    be met fails in seconds, not after a build).
+    """
     timer = _Timer()
     where = f"{options.repo}" + (f" at {options.ref}" if options.ref else "")
     report.step(5, f"fetch: {where}")
@@ -128,6 +134,8 @@ async def prepare(
         warnings.append(apt_warning)
         report.line(f"warning: {apt_warning}")
     report.step(30, f"resolve: {resolution.source} ({resolution.source_kind}) ({timer})")
+    if check_spec is not None:
+        check_spec(spec)
 
     timer = _Timer()
     report.step(35, "environment: looking up the environment cache")

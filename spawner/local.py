@@ -6,6 +6,9 @@ environment as a local process, with the workspace as its root, the repository's
 environment as the default kernel and the environment of terminals and VS Code. Datasets
 (the spec's and those picked in the form) are linked into ``<workspace>/datasets/`` from the
 hub's dataset catalog before the lifecycle commands run (:mod:`codespace.datasets.attach`).
+A GPU request (``resources.gpu``) is granted from this machine's NVIDIA GPUs right after the
+spec is read (:mod:`codespace.gpu`; whole GPUs are not given to two running servers, see
+:mod:`codespace.gpu_grants`); a request that cannot be met ends the start unless optional.
 
 Servers run as the hub's own system user (like JupyterHub's ``SimpleLocalProcessSpawner``):
 the embedded mode is for one person or a trusted team on one machine, not for isolating
@@ -30,12 +33,15 @@ from jupyterhub.spawner import LocalProcessSpawner
 from tornado import web
 from traitlets import Bool, Dict, List, Unicode, default
 
+from codespace import gpu as local_gpu
 from codespace.datasets.attach import LocalDatasetSettings, extension_config
 from codespace.datasets.backend import DatasetError
 from codespace.datasets.catalog import CATALOG_ENV, Catalog
 from codespace.envbuild import KERNEL_NAME, UvEnvBuilder
+from codespace.gpu_grants import GpuRegistry
 from codespace.options import UserOptions
 from codespace.prepare import ERRORS_FILE, LocalPaths, Prepared, prepare
+from codespace.spec.model import Codespace
 from codespace.vscode import plan_extensions
 from spawner.form import parse_form, render_form, validate_options
 from spawner.progress import ProgressLog
@@ -256,19 +262,60 @@ class LocalCodespaceSpawner(LocalProcessSpawner):
         )
         try:
             prepared = await prepare(
-                options, paths, builder, log, base_env=os.environ, datasets=datasets
+                options,
+                paths,
+                builder,
+                log,
+                base_env=os.environ,
+                datasets=datasets,
+                check_spec=lambda spec: self._claim_gpu(spec, log),
             )
         except Exception as error:
             log.step(99, f"failed: {error}")
             log.close()
+            self._release_gpu()
             raise
         self._apply(prepared, options, datasets)
         self._report_vscode(prepared, log)
         log.step(95, "server: starting JupyterLab")
         try:
-            return await self._start_process(paths)
+            started = await self._start_process(paths)
+        except Exception:
+            self._release_gpu()
+            raise
         finally:
             log.close()
+        if self.pid:
+            self._gpu_registry().started(self._gpu_key(), self.pid)
+        return started
+
+    # -- GPU -----------------------------------------------------------------------------
+
+    def _gpu_registry(self) -> GpuRegistry:
+        return GpuRegistry(Path(self.data_dir).resolve())
+
+    def _gpu_key(self) -> str:
+        return f"{self.user.name}/{self.name or DEFAULT_SERVER_DIR}"
+
+    def _claim_gpu(self, spec: Codespace, log: ProgressLog) -> None:
+        """Grant the spec's GPU request (or hide the GPUs when there is none); see module doc."""
+        request = spec.resources.gpu
+        try:
+            granted = self._gpu_registry().claim(self._gpu_key(), request, local_gpu.discover)
+        except local_gpu.GpuUnavailable as error:
+            raise local_gpu.GpuUnavailable(f"GPU request not met: {error}") from None
+        self._gpu_env = granted.env()
+        if granted.note:
+            log.line(f"warning: GPU: {granted.note}")
+        elif granted.devices:
+            how = "shared" if not granted.exclusive else "exclusive"
+            log.step(
+                32,
+                f"GPU: {local_gpu.describe(request)} granted: {', '.join(granted.devices)} ({how})",
+            )
+
+    def _release_gpu(self) -> None:
+        self._gpu_registry().release(self._gpu_key())
 
     def _apply(
         self, prepared: Prepared, options: UserOptions, datasets: LocalDatasetSettings
@@ -304,6 +351,7 @@ class LocalCodespaceSpawner(LocalProcessSpawner):
             "CODESPACE_REPO": options.repo,
             "CODESPACE_PROFILE": options.profile or "",
             CATALOG_ENV: str(datasets.catalog or ""),
+            **getattr(self, "_gpu_env", {}),
         }
 
     def _report_vscode(self, prepared: Prepared, log: ProgressLog) -> None:
@@ -353,6 +401,7 @@ class LocalCodespaceSpawner(LocalProcessSpawner):
         await super().stop(now=now)
         if group:
             await _end_process_group(group)
+        self._release_gpu()
 
     async def progress(self):  # type: ignore[override]
         log = getattr(self, "_progress", None)

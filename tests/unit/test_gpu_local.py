@@ -33,6 +33,9 @@ def test_parse_nvidia_smi_reads_every_gpu_and_skips_noise():
 def test_whole_gpus_are_exclusive_and_visible_through_cuda_visible_devices():
     first = grant(request(1), gpus(), exclusive_in_use=set())
     assert first.env()["CUDA_VISIBLE_DEVICES"] == "GPU-aaaa"
+    # the same words as the Kubernetes builders' whole-GPU mode
+    assert first.env()["CODESPACE_GPU_SHARING"] == "exclusive"
+    assert first.env()["CODESPACE_GPU_MEMORY_MIB"] == "81559"
     second = grant(request(1), gpus(), exclusive_in_use=set(first.devices))
     assert second.env()["CUDA_VISIBLE_DEVICES"] == "GPU-bbbb"
     with pytest.raises(GpuUnavailable, match="1 whole GPU; this machine has 2 GPU"):
@@ -47,6 +50,26 @@ def test_a_fraction_shares_the_gpu_with_enough_free_memory():
     assert env["CODESPACE_GPU_FRACTION"] == "0.25"
     # GPU-bbbb is almost full, so a memory request lands on GPU-aaaa too.
     assert grant(request({"memory": "10Gi"}), gpus(), set()).devices == ["GPU-aaaa"]
+
+
+def test_a_gpu_with_a_share_promised_elsewhere_is_not_given_whole_or_overbooked():
+    shared = {"GPU-aaaa": 60000}
+    whole = grant(request(1), gpus(), set(), shared)
+    assert whole.devices == ["GPU-bbbb"]
+    with pytest.raises(GpuUnavailable, match="no GPU on this machine has that much free"):
+        grant(request({"memory": "30Gi"}), gpus(), set(), shared)
+    assert grant(request({"memory": "10Gi"}), gpus(), set(), shared).devices == ["GPU-aaaa"]
+
+
+def test_kube_whole_gpu_mode_announces_the_same_sharing_word():
+    from codespace.kube.config import parse_config
+    from codespace.kube.gpu import choose_profile
+
+    config = parse_config({"profiles": [{"name": "gpu", "gpu": {"mode": "exclusive"}}]})
+    _, plan = choose_profile(request(1), config.profiles)
+    local = grant(request(1), gpus(), set())
+    assert plan.env["CODESPACE_GPU_SHARING"] == local.env()["CODESPACE_GPU_SHARING"]
+    assert plan.env["CODESPACE_GPU_COUNT"] == local.env()["CODESPACE_GPU_COUNT"] == "1"
 
 
 def test_no_gpu_is_a_clear_error_unless_optional():
