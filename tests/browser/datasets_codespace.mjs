@@ -1,0 +1,104 @@
+// Drives Debian's Chromium through playwright-core: log in, spawn a codespace with a dataset
+// picked in the form, open the Datasets sidebar, read a dataset's row, prewarm a remote
+// dataset and watch it complete, browse its files.
+// Environment: HUB_URL, HUB_USER, HUB_PASSWORD, REPO, SERVER, PICK, REMOTE, ARTIFACTS.
+// Prints one JSON line per milestone; exits non-zero on the first failure.
+import { createRequire } from 'node:module';
+import path from 'node:path';
+
+const require = createRequire(process.env.PLAYWRIGHT_CORE_DIR + '/');
+const { chromium } = require('playwright-core');
+
+const { HUB_URL, HUB_USER, HUB_PASSWORD, REPO, SERVER, PICK, REMOTE, ARTIFACTS } = process.env;
+const shot = (page, name) => page.screenshot({ path: path.join(ARTIFACTS, `${name}.png`) });
+const say = (step, extra = {}) => console.log(JSON.stringify({ step, ...extra }));
+const cells = (page, name) =>
+  page.$$eval(`.jp-CodespaceDatasets-row[data-name="${name}"] td`, (tds) =>
+    tds.map((td) => td.textContent.trim()));
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
+    '--disable-component-update', '--disable-sync', '--no-first-run'],
+});
+const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
+const page = await context.newPage();
+page.setDefaultTimeout(120000);
+try {
+  await page.goto(`${HUB_URL}hub/login`);
+  await page.fill('#username_input', HUB_USER);
+  await page.fill('#password_input', HUB_PASSWORD);
+  await Promise.all([page.waitForNavigation(), page.click('#login_submit')]);
+
+  await page.goto(`${HUB_URL}hub/spawn/${HUB_USER}/${SERVER}`);
+  await page.fill('#codespace-repo', REPO);
+  const offered = await page.$$eval('#codespace-datasets option', (os) => os.map((o) => o.value));
+  await page.selectOption('#codespace-datasets', [PICK]);
+  await shot(page, 'datasets-01-spawn-form');
+  say('form', { offered });
+  await Promise.all([page.waitForNavigation(), page.click('form [type=submit]')]);
+
+  let mounting = false;
+  if (page.url().includes('/spawn-pending/')) {
+    await page.waitForFunction(
+      (name) => document.body.textContent.includes(`datasets: mounting ${name}`)
+        || !location.pathname.includes('/spawn-pending/'),
+      PICK, { timeout: 300000, polling: 50 }).catch(() => null);
+    mounting = await page.evaluate(
+      (name) => document.body.textContent.includes(`datasets: mounting ${name}`), PICK)
+      .catch(() => false);
+  }
+  say('progress', { mounting });
+
+  await page.waitForURL(/\/user\/[^/]+\/[^/]+\/lab/, { timeout: 300000 });
+  await page.waitForSelector('.jp-LauncherCard', { timeout: 120000 });
+  // The Datasets sidebar: its tab in the left bar.
+  await page.click('.jp-SideBar.jp-mod-left li[data-id="codespace-datasets"]');
+  await page.waitForSelector(`.jp-CodespaceDatasets-row[data-name="${PICK}"]`);
+  await page.waitForSelector(`.jp-CodespaceDatasets-row[data-name="${REMOTE}"]`);
+  const picked = await cells(page, PICK);
+  await shot(page, 'datasets-02-sidebar');
+  say('sidebar', { picked, remote: await cells(page, REMOTE) });
+
+  // The picked (local) dataset: its files, then open it in the file browser.
+  await page.click(`.jp-CodespaceDatasets-row[data-name="${PICK}"]`);
+  await page.waitForFunction((name) =>
+    document.querySelector('.jp-CodespaceDatasets-detail h3')?.textContent === name, PICK);
+  await page.waitForSelector('.jp-CodespaceDatasets-files li');
+  const pickedFiles = await page.$$eval('.jp-CodespaceDatasets-files li',
+    (lis) => lis.map((li) => li.textContent.trim()));
+  await page.click('button[data-action="Open in file browser"]');
+  await page.waitForFunction(
+    (name) => [...document.querySelectorAll('.jp-BreadCrumbs')].some(
+      (b) => b.textContent.includes(name)), PICK, { timeout: 30000 }).catch(() => null);
+  await shot(page, 'datasets-03-files-and-browser');
+  const crumbs = await page.$$eval('.jp-BreadCrumbs', (bs) => bs.map((b) => b.textContent.trim()));
+  say('files', { pickedFiles, crumbs });
+
+  // The remote dataset: prewarm it and watch the progress reach Complete.
+  await page.click('.jp-SideBar.jp-mod-left li[data-id="codespace-datasets"]');
+  await page.waitForSelector(`.jp-CodespaceDatasets-row[data-name="${REMOTE}"]`);
+  await page.click(`.jp-CodespaceDatasets-row[data-name="${REMOTE}"]`);
+  await page.waitForFunction((name) =>
+    document.querySelector('.jp-CodespaceDatasets-detail h3')?.textContent === name, REMOTE);
+  await page.click('button[data-action="Prewarm"]');
+  await page.waitForSelector('.jp-CodespaceDatasets-progress[data-phase="Complete"]',
+    { timeout: 120000 });
+  const progress = await page.textContent('.jp-CodespaceDatasets-progress');
+  await page.waitForFunction(
+    (name) => {
+      const row = document.querySelector(`.jp-CodespaceDatasets-row[data-name="${name}"]`);
+      return row && row.textContent.includes('100.0%');
+    }, REMOTE, { timeout: 30000 }).catch(() => null);
+  await page.waitForSelector('.jp-CodespaceDatasets-files li');
+  const remoteFiles = await page.$$eval('.jp-CodespaceDatasets-files li',
+    (lis) => lis.map((li) => li.textContent.trim()));
+  await shot(page, 'datasets-04-prewarmed');
+  say('prewarm', { progress, remote: await cells(page, REMOTE), remoteFiles });
+} catch (error) {
+  await shot(page, 'datasets-99-failure').catch(() => {});
+  console.error(error);
+  process.exitCode = 1;
+} finally {
+  await browser.close();
+}

@@ -1,0 +1,99 @@
+"""Browser test: datasets in a local codespace - picked in the spawn form, seen in the sidebar,
+prewarmed from it, browsed.
+
+Runs ``datasets_codespace.mjs`` (playwright-core + Debian Chromium) against a real hub whose
+catalog has a local directory (picked in the form: mounted at spawn) and an S3 prefix served
+by moto on 127.0.0.1 (prewarmed from the sidebar into the hub's shared dataset cache).
+Screenshots go to ``artifacts/browser/datasets-*.png``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO_ROOT, TOOLS, require_executable
+from tests.datasets_support import moto_s3, write_catalog
+from tests.helpers.hub import running_hub
+from tests.helpers.repos import fixture_repo
+
+pytestmark = [pytest.mark.browser, pytest.mark.integration]
+
+SCRIPT = Path(__file__).with_name("datasets_codespace.mjs")
+ARTIFACTS = REPO_ROOT / "artifacts" / "browser"
+LABEXTENSION = REPO_ROOT / "extensions" / "labextension" / "static" / "package.json"
+OBJECTS = {"weather/2024/jan.csv": b"t\n1.5\n", "weather/2024/feb.csv": b"t\n2.5\n"}
+
+
+def test_pick_a_dataset_see_it_in_the_sidebar_prewarm_and_browse(
+    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    node = require_executable("node")
+    chromium = require_executable("chromium", "/usr/bin/chromium")
+    playwright = TOOLS / "node" / "node_modules" / "playwright-core"
+    require_executable("playwright-core", playwright / "package.json")
+    require_executable("the built lab extension (make install-extension)", LABEXTENSION)
+    iris = tmp_path / "iris"
+    iris.mkdir()
+    (iris / "iris.csv").write_text("sepal,petal\n5.1,1.4\n")
+    repo = fixture_repo(tmp_path, codespace_yaml="python:\n  requirements: [requirements.txt]\n")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    uv_cache = tmp_path_factory.getbasetemp() / "uv-cache"
+    with moto_s3("browser-weather", OBJECTS) as storage:
+        catalog = write_catalog(
+            tmp_path / "catalog.yaml",
+            [
+                {"name": "iris", "description": "flowers", "source": str(iris)},
+                {"name": "weather", "source": "s3://browser-weather/weather"},
+            ],
+        )
+        config = "\n".join(
+            [
+                f"c.LocalCodespaceSpawner.uv_cache_dir = {str(uv_cache)!r}",
+                f"c.LocalCodespaceSpawner.dataset_catalog = {str(catalog)!r}",
+                f"c.LocalCodespaceSpawner.dataset_storage_options = {storage!r}",
+            ]
+        )
+        with running_hub(tmp_path / "hub", extra_config=config) as hub:
+            password = (hub.data_dir / "secrets" / "user-password").read_text().strip()
+            env = {
+                **os.environ,
+                "HUB_URL": hub.url,
+                "HUB_USER": "data-user",
+                "HUB_PASSWORD": password,
+                "REPO": str(repo),
+                "SERVER": "data",
+                "PICK": "iris",
+                "REMOTE": "weather",
+                "ARTIFACTS": str(ARTIFACTS),
+                "CHROMIUM": chromium,
+                "PLAYWRIGHT_CORE_DIR": str(playwright),
+            }
+            result = subprocess.run(
+                [node, str(SCRIPT)], env=env, capture_output=True, text=True, timeout=600
+            )
+            cache = hub.data_dir / "datasets-cache" / "data" / "weather"
+            cached = sorted(p.relative_to(cache).as_posix() for p in cache.rglob("*.csv"))
+    steps = {}
+    for line in result.stdout.splitlines():
+        if line.startswith("{"):
+            event = json.loads(line)
+            steps[event["step"]] = event
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert steps["form"]["offered"] == ["iris", "weather"]
+    assert steps["progress"]["mounting"]  # the spawn page showed the mount
+    name, source, phase, *_rest, mounted_at = steps["sidebar"]["picked"]
+    assert (name, source, phase) == ("iris", str(iris), "Bound")
+    assert mounted_at.endswith("/datasets/iris")  # mounted at spawn
+    assert any(item.startswith("iris.csv") for item in steps["files"]["pickedFiles"])
+    assert any("datasets" in crumb and "iris" in crumb for crumb in steps["files"]["crumbs"])
+    assert "Prewarm Complete: 2/2 files" in steps["prewarm"]["progress"]
+    assert "100.0%" in steps["prewarm"]["remote"]
+    assert "2024/" in steps["prewarm"]["remoteFiles"]
+    assert cached == ["2024/feb.csv", "2024/jan.csv"]  # in the hub's shared cache
+    for shot in ("01-spawn-form", "02-sidebar", "03-files-and-browser", "04-prewarmed"):
+        assert (ARTIFACTS / f"datasets-{shot}.png").stat().st_size > 0
