@@ -71,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
 def hub_environment(args: argparse.Namespace) -> tuple[dict[str, str], dict[str, str]]:
     """Environment for the JupyterHub config and the login secrets to print."""
     data_dir = Path(args.data_dir).resolve()
+    catalog = Path(args.dataset_catalog).resolve() if args.dataset_catalog else None
+    if catalog is not None and not catalog.is_file():
+        raise SystemExit(f"codespace-hub: dataset catalog {catalog} does not exist")
     for sub in ("secrets", "workspaces", "servers", "env-cache"):
         (data_dir / sub).mkdir(parents=True, exist_ok=True)
     (data_dir / "secrets").chmod(0o700)
@@ -84,10 +87,7 @@ def hub_environment(args: argparse.Namespace) -> tuple[dict[str, str], dict[str,
         "CODESPACE_HUB_ADMIN_USERS": ",".join(admins),
     }
     login = {"user": user_password, "admin": admin_password, "admins": ", ".join(admins)}
-    if args.dataset_catalog:
-        catalog = Path(args.dataset_catalog).resolve()
-        if not catalog.is_file():
-            raise SystemExit(f"codespace-hub: dataset catalog {catalog} does not exist")
+    if catalog is not None:
         env["CODESPACE_HUB_DATASET_CATALOG"] = str(catalog)
     login["datasets"] = describe_catalog(
         Path(env.get("CODESPACE_HUB_DATASET_CATALOG") or data_dir / "datasets.yaml")

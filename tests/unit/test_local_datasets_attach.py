@@ -133,3 +133,32 @@ def test_the_form_offers_the_catalog_datasets_and_parses_the_picks() -> None:
     with pytest.raises(ValueError, match="not a DNS-1123 label"):
         parse_form({"repo": ["/srv/repo"], "datasets": ["../etc"]})
     assert "cannot be read" in render_form(datasets_note="The catalog cannot be read: x")
+
+
+def test_codespace_hub_passes_the_catalog_and_names_it_in_the_banner(
+    tmp_path: Path, data: Path
+) -> None:
+    from hub.app import banner, build_parser, hub_environment
+
+    catalog = write_catalog(tmp_path / "c.yaml", [{"name": "iris", "source": str(data / "iris")}])
+    args = build_parser().parse_args(
+        ["--data-dir", str(tmp_path / "d"), "--dataset-catalog", str(catalog)]
+    )
+    env, login = hub_environment(args)
+    assert env["CODESPACE_HUB_DATASET_CATALOG"] == str(catalog)
+    assert f"Datasets: {catalog} (1 dataset)" in banner("127.0.0.1", 8000, "d", login)
+
+    default = build_parser().parse_args(["--data-dir", str(tmp_path / "d")])
+    env, login = hub_environment(default)
+    assert "CODESPACE_HUB_DATASET_CATALOG" not in env
+    assert "create" in login["datasets"] and "datasets.yaml" in login["datasets"]
+    (tmp_path / "d" / "datasets.yaml").write_text("datasets: [")
+    assert "cannot be read yet" in hub_environment(default)[1]["datasets"]
+
+    with pytest.raises(SystemExit, match="does not exist"):
+        hub_environment(
+            build_parser().parse_args(
+                ["--data-dir", str(tmp_path / "e"), "--dataset-catalog", str(tmp_path / "no")]
+            )
+        )
+    assert not (tmp_path / "e").exists()  # refused before anything was created
