@@ -53,3 +53,9 @@ fi
 CONFIG_DIR="$VENV/etc/jupyter/jupyter_server_config.d"
 mkdir -p "$CONFIG_DIR"
 cp "$ROOT/extensions/jupyter-config/codespace.json" "$CONFIG_DIR/codespace.json"
+
+# Lab defaults for codespaces: no "news" or update pop-ups (servers here have no internet and
+# users did not ask for them). Users can still change these in Settings.
+SETTINGS_DIR="$VENV/share/jupyter/lab/settings"
+mkdir -p "$SETTINGS_DIR"
+cp "$ROOT/extensions/jupyter-config/lab-overrides.json" "$SETTINGS_DIR/overrides.json"
