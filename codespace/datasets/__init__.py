@@ -1,4 +1,4 @@
-"""Datasets: one interface (:class:`DatasetBackend`), a local catalog and a Fluid backend.
+"""Datasets: the notebook SDK, and (server side) one backend interface with several backends.
 
 From a notebook, the module-level functions talk to this codespace's server::
 
@@ -8,15 +8,23 @@ From a notebook, the module-level functions talk to this codespace's server::
     datasets.prewarm("weather")        # PrewarmOperation; poll datasets.get("weather").status
     datasets.mount("mnist")            # MountResult: mounted now, or at the next start
 
-Importing this package loads neither fsspec nor kubernetes_asyncio; the backends import
-what they need when used (server side).
+Two sides, kept apart (DESIGN §4). Importing this package loads only the standard library: the
+SDK and the records it returns (:mod:`~codespace.datasets.records`) run in the repository's
+environment, next to whatever pydantic or PyYAML the repository pins. The server side (the
+pydantic models in :mod:`~codespace.datasets.models`, :class:`DatasetBackend`, the catalog, the
+Fluid and local backends) is imported from its own modules, or lazily through this package's
+attributes (``CatalogEntry``, ``DatasetBackend``), and is never loaded by the SDK.
 """
 
 from __future__ import annotations
 
-from codespace.datasets.backend import DatasetBackend, DatasetError, DatasetNotFound
-from codespace.datasets.models import (
-    CatalogEntry,
+import builtins
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from codespace.datasets.errors import DatasetError, DatasetNotFound
+from codespace.datasets.paths import PathRefused
+from codespace.datasets.records import (
     Dataset,
     DatasetStatus,
     FileEntry,
@@ -24,13 +32,35 @@ from codespace.datasets.models import (
     MountResult,
     PrewarmOperation,
 )
-from codespace.datasets.paths import PathRefused
 from codespace.datasets.sdk import files, get, list, mount, prewarm, prewarm_history, unmount
 
+if TYPE_CHECKING:
+    from codespace.datasets.backend import DatasetBackend as DatasetBackend
+    from codespace.datasets.models import CatalogEntry as CatalogEntry
+
+# Server-side names, imported on first use (PEP 562) so the kernel side never needs pydantic.
+_LAZY = {
+    "CatalogEntry": "codespace.datasets.models",
+    "DatasetBackend": "codespace.datasets.backend",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> builtins.list[str]:
+    return sorted({*globals(), *_LAZY})
+
+
+# The lazy server-side names stay out of __all__: ``import *`` in a notebook loads no pydantic.
 __all__ = [
-    "CatalogEntry",
     "Dataset",
-    "DatasetBackend",
     "DatasetError",
     "DatasetNotFound",
     "DatasetStatus",

@@ -13,21 +13,12 @@ import stat
 from abc import ABC, abstractmethod
 from pathlib import Path
 
+from codespace.datasets.errors import DatasetError, DatasetNotFound
 from codespace.datasets.models import Dataset, FileEntry, FilePage, MountResult, PrewarmOperation
 from codespace.datasets.paths import PathRefused, clean_relative, resolve_within
 
 DEFAULT_PAGE_SIZE = 200
 MAX_PAGE_SIZE = 5000
-
-
-class DatasetError(Exception):
-    """A dataset operation failed in a way the user can act on (message says how)."""
-
-
-class DatasetNotFound(DatasetError, LookupError):
-    def __init__(self, name: str) -> None:
-        super().__init__(f"no dataset named {name!r}")
-        self.name = name
 
 
 class DatasetBackend(ABC):

@@ -1,10 +1,12 @@
 """The kernel layer: what the platform adds to every repository environment, and its kernelspec.
 
 The layer is small on purpose: ipykernel, ipywidgets (pinned to the platform's version so the
-lab's widget manager matches), the ``codespace`` package's own light dependencies, and the
-``codespace`` package itself, exposed through a ``.pth`` file so that only ``codespace`` (not
-the hub, spawners or extensions) becomes importable. Jupyter, jupyterhub and the engine SDKs
-never enter the repository's environment.
+lab's widget manager matches) and the ``codespace`` package itself, exposed through a ``.pth``
+file so that only ``codespace`` (not the hub, spawners or extensions) becomes importable. The
+kernel side of ``codespace`` (the REST client, ``codespace.datasets``' SDK and records,
+``codespace.widgets``) needs nothing but the standard library and ipywidgets, so the layer
+brings no pydantic or PyYAML to fight a repository's own pins (DESIGN §4). Jupyter, jupyterhub
+and the engine SDKs never enter the repository's environment.
 """
 
 from __future__ import annotations
@@ -30,12 +32,7 @@ def _platform_pin(distribution: str, fallback: str) -> str:
 
 def kernel_layer_requirements() -> list[str]:
     """Requirements of the kernel layer (installed after the repository's own)."""
-    return [
-        "ipykernel>=6.29",
-        _platform_pin("ipywidgets", "ipywidgets>=8.1"),
-        "pydantic>=2.7,<3",
-        "PyYAML>=6",
-    ]
+    return ["ipykernel>=6.29", _platform_pin("ipywidgets", "ipywidgets>=8.1")]
 
 
 def kernel_layer_digest() -> str:

@@ -15,7 +15,7 @@ from typing import Any
 import ipywidgets as widgets
 
 from codespace.client import ApiError, CodespaceClient
-from codespace.datasets.backend import DatasetError
+from codespace.datasets.errors import DatasetError
 
 COLUMNS = ("name", "source", "phase", "size", "files", "cached", "mount path")
 POLL_SECONDS = 1.0

@@ -35,13 +35,23 @@ async def test_builds_then_hits_the_cache(builder: UvEnvBuilder, repo: Path) -> 
         [
             str(first.python),
             "-c",
-            "import cs_fixture_pkg, ipykernel, codespace; print(cs_fixture_pkg.VALUE)",
+            "import cs_fixture_pkg, ipykernel; from codespace import datasets, widgets;"
+            " print(cs_fixture_pkg.VALUE)",
         ],
         capture_output=True,
         text=True,
     )
     assert out.stdout.strip() == "42", out.stderr
-    for platform_only in ("jupyter_server", "jupyterhub", "spawner", "kubernetes_asyncio"):
+    # the kernel layer is ipykernel + ipywidgets: no pydantic or PyYAML to fight the repo's pins
+    platform_side = (
+        "jupyter_server",
+        "jupyterhub",
+        "spawner",
+        "kubernetes_asyncio",
+        "pydantic",
+        "yaml",
+    )
+    for platform_only in platform_side:
         probe = subprocess.run([str(first.python), "-c", f"import {platform_only}"], cwd=first.path)
         assert probe.returncode != 0, f"{platform_only} must not be in the repo env"
     other = await builder.build(repo, with_requirements(), "hash-b")
