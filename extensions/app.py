@@ -12,8 +12,8 @@ from traitlets import Dict, Enum, Unicode, default
 from codespace.datasets.backend import DatasetBackend
 from codespace.datasets.catalog import Catalog, catalog_path
 from codespace.datasets.fluid import FluidBackend
+from codespace.datasets.fluid_pending import pending_store
 from codespace.datasets.local import LocalBackend
-from codespace.datasets.mounts import PendingMounts
 from extensions.datasets_handlers import dataset_handlers
 
 SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
@@ -61,7 +61,8 @@ class CodespaceExtension(ExtensionApp):
     )
     state_dir = Unicode(
         config=True,
-        help="Where mounts requested for the next start are recorded (the spawner reads it).",
+        help="Where mounts requested for the next start are recorded (the spawner reads it); "
+        "in a pod of KubeCodespaceSpawner, the ConfigMap $CODESPACE_PENDING_CONFIGMAP instead.",
     )
 
     @default("dataset_cache_dir")
@@ -96,7 +97,7 @@ class CodespaceExtension(ExtensionApp):
             return FluidBackend(
                 self.fluid_namespace,
                 mount_paths=self.dataset_mount_paths,
-                pending=PendingMounts(Path(self.state_dir)),
+                pending=pending_store(self.fluid_namespace, Path(self.state_dir)),
             )
         return LocalBackend(
             Catalog(catalog_path(self.dataset_catalog or None)),

@@ -21,12 +21,14 @@ def render_form(
     defaults: Mapping[str, str] | None = None,
     datasets: Sequence[tuple[str, str]] = (),
     datasets_note: str = "",
+    unavailable: Sequence[tuple[str, str]] = (),
 ) -> str:
     """HTML for JupyterHub's spawn page (it wraps this in its own <form>).
 
     ``datasets`` are ``(name, description)`` pairs offered in a multi-select (mounted at
     start in addition to the repository's own); ``datasets_note`` is shown under it (for
-    example why the catalog could not be read).
+    example why the catalog could not be read). ``unavailable`` are ``(name, why)`` pairs
+    listed in the same select but disabled (e.g. a Fluid Dataset that is not Bound).
     """
     defaults = defaults or {}
     repo = escape(defaults.get("repo", ""), quote=True)
@@ -59,13 +61,15 @@ def render_form(
                 label += " - " + escape(description)
             parts.append(f'<option value="{slug}">{label}</option>')
         parts += ["</select>", "</div>"]
-    if datasets or datasets_note:
-        parts += _datasets_field(datasets, datasets_note)
+    if datasets or unavailable or datasets_note:
+        parts += _datasets_field(datasets, datasets_note, unavailable)
     return "\n".join(parts)
 
 
-def _datasets_field(datasets: Sequence[tuple[str, str]], note: str) -> list[str]:
-    size = max(2, min(len(datasets), 8))
+def _datasets_field(
+    datasets: Sequence[tuple[str, str]], note: str, unavailable: Sequence[tuple[str, str]] = ()
+) -> list[str]:
+    size = max(2, min(len(datasets) + len(unavailable), 8))
     parts = [
         '<div class="form-group">',
         '<label for="codespace-datasets">Datasets</label>',
@@ -75,6 +79,11 @@ def _datasets_field(datasets: Sequence[tuple[str, str]], note: str) -> list[str]
     for name, description in datasets:
         label = escape(name) + (f" - {escape(description)}" if description else "")
         parts.append(f'<option value="{escape(name, quote=True)}">{label}</option>')
+    for name, why in unavailable:
+        parts.append(
+            f'<option value="{escape(name, quote=True)}" disabled>'
+            f"{escape(name)} ({escape(why)})</option>"
+        )
     parts.append("</select>")
     help_text = (
         escape(note)

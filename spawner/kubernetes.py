@@ -4,9 +4,11 @@ KubeSpawner does all the Kubernetes work (pod, PVC, reflectors, stop, poll). Thi
 only decides *what* to launch, in :meth:`load_user_options` (KubeSpawner calls it at the
 start of every spawn): read the repository's spec, plan with :mod:`codespace.kube`, check
 the Fluid datasets, make sure the image exists (registry ``HEAD``, else a build Job whose
-log streams into the progress), then set KubeSpawner's traits from the plan. While the pod
-is pending, :meth:`is_pod_running` ends the spawn at once on a pull error or an
-unschedulable pod.
+log streams into the progress), then set KubeSpawner's traits from the plan. Datasets a
+running codespace recorded with ``mount()`` (a ConfigMap, :mod:`codespace.kube.pending`) are
+mounted too when Bound. While the pod is pending, :meth:`is_pod_running` ends the spawn at
+once on a pull error or an unschedulable pod. The spawn form lists the namespace's Fluid
+Datasets (:meth:`render_options_form`).
 """
 
 from __future__ import annotations
@@ -18,20 +20,24 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from kubernetes_asyncio.client import ApiException
 from kubespawner import KubeSpawner
 from kubespawner.clients import shared_client
 from traitlets import Bool, Dict, List, Unicode, default
 
 from codespace.git import checkout
 from codespace.kube.config import KubeConfig, load_config, parse_config
+from codespace.kube.pending import pending_configmap_name, pending_env
 from codespace.kube.plan import OVERRIDE_TRAITS, KubePlan, Names, make_kube_plan
 from codespace.options import UserOptions
 from codespace.resolve import default_resolution, resolve
 from codespace.spec.errors import SpecError
 from spawner.form import parse_form, render_form, validate_options
 from spawner.kube.build import run_build_job
-from spawner.kube.datasets import check_datasets
+from spawner.kube.datasets import check_datasets, list_datasets, usable_pending
 from spawner.kube.failfast import EVENT_REASONS, WAITING_REASONS, pod_failure
+from spawner.kube.form import dataset_choices
+from spawner.kube.pending import delete_pending, read_pending
 from spawner.kube.registry import Credentials, image_exists
 from spawner.progress import ProgressLog
 
@@ -95,6 +101,15 @@ class KubeCodespaceSpawner(KubeSpawner):
         cluster autoscaler reports TriggeredScaleUp).""",
     )
 
+    fluid_datasets = Bool(
+        True,
+        config=True,
+        help="""Fluid datasets: list the namespace's Datasets in the spawn form, mount the ones
+        a running codespace recorded with ``mount()`` (ConfigMap
+        ``codespace-pending-<pod>``), and start the codespace's dataset API with the Fluid
+        backend (``--CodespaceExtension.dataset_backend=fluid``).""",
+    )
+
     codespace_plan: KubePlan | None = None
 
     @default("start_timeout")
@@ -106,12 +121,37 @@ class KubeCodespaceSpawner(KubeSpawner):
         return ["jupyterhub-singleuser"]
 
     @default("options_form")
-    def _default_options_form(self) -> str:
+    def _default_options_form(self) -> Any:
+        return self.render_options_form  # JupyterHub awaits it each time the form is shown
+
+    async def render_options_form(self, spawner: KubeCodespaceSpawner) -> str:
+        """The spawn form: repository, ref, the profiles, and the namespace's Fluid Datasets
+        (Bound ones selectable, the others shown disabled with their phase)."""
         profiles = [
             {"slug": p.name, "display_name": p.title, "description": p.description or ""}
-            for p in self.kube_config().profiles
+            for p in spawner.kube_config().profiles
         ]
-        return render_form(profiles if len(profiles) > 1 else [])
+        datasets, unavailable, note = [], [], ""
+        if spawner.fluid_datasets:
+            try:
+                objects = await list_datasets(shared_client("CustomObjectsApi"), spawner.namespace)
+            except ApiException as error:
+                spawner.log.warning("Cannot list Fluid Datasets: %s %s", error.status, error.reason)
+                note = f"The datasets of namespace {spawner.namespace} cannot be listed now."
+            else:
+                datasets, unavailable = dataset_choices(objects)
+                if datasets or unavailable:
+                    note = (
+                        f"Fluid datasets of namespace {spawner.namespace}, mounted at "
+                        "/datasets/<name> with the ones the repository lists; only Bound "
+                        "datasets can be picked."
+                    )
+        return render_form(
+            profiles if len(profiles) > 1 else [],
+            datasets=datasets,
+            datasets_note=note,
+            unavailable=unavailable,
+        )
 
     @default("options_from_form")
     def _default_options_from_form(self) -> Any:
@@ -129,7 +169,8 @@ class KubeCodespaceSpawner(KubeSpawner):
         self._progress = log = ProgressLog()
         try:
             options = UserOptions.model_validate(validate_options(self.user_options or {}))
-            plan = await self._plan(options, log)
+            pending = await self._pending_datasets(options, log)
+            plan = await self._plan(options, log, pending)
             if plan.datasets:
                 log.step(10, f"Checking datasets: {', '.join(d.name for d in plan.datasets)}")
                 custom = shared_client("CustomObjectsApi")
@@ -140,7 +181,26 @@ class KubeCodespaceSpawner(KubeSpawner):
         finally:
             log.close()
 
-    async def _plan(self, options: UserOptions, log: ProgressLog) -> KubePlan:
+    @property
+    def pending_configmap(self) -> str:
+        """The ConfigMap where this server's codespace records ``mount()`` requests."""
+        return pending_configmap_name(self.pod_name)
+
+    async def _pending_datasets(self, options: UserOptions, log: ProgressLog) -> list[str]:
+        """Recorded datasets not already asked for, keeping only those that are Bound."""
+        if not self.fluid_datasets:
+            return []
+        recorded = await read_pending(self.api, self.namespace, self.pending_configmap)
+        recorded = [name for name in recorded if name not in options.datasets]
+        if not recorded:
+            return []
+        log.step(3, f"Datasets recorded by mount() for this start: {', '.join(recorded)}")
+        custom = shared_client("CustomObjectsApi")
+        return await usable_pending(custom, self.namespace, recorded, log.line)
+
+    async def _plan(
+        self, options: UserOptions, log: ProgressLog, pending: list[str] | None = None
+    ) -> KubePlan:
         log.step(2, f"Reading the codespace spec of {options.repo} {options.ref or ''}".strip())
         work = Path(tempfile.mkdtemp(prefix="codespace-spec-"))
         try:
@@ -158,7 +218,12 @@ class KubeCodespaceSpawner(KubeSpawner):
             log.line(f"warning: {warning}")
         names = Names(namespace=self.namespace, pod=self.pod_name, pvc=self.pvc_name)
         plan = make_kube_plan(
-            resolution.codespace, options, self.kube_config(), resolution.env_hash, names
+            resolution.codespace,
+            options,
+            self.kube_config(),
+            resolution.env_hash,
+            names,
+            pending=pending or (),
         )
         for warning in plan.warnings:
             log.line(f"warning: {warning}")
@@ -204,6 +269,31 @@ class KubeCodespaceSpawner(KubeSpawner):
                 value = [*base, *value]
             setattr(self, name, value)
         self.codespace_plan = plan
+
+    def get_env(self) -> dict[str, str]:
+        env = super().get_env()
+        env["POD_NAMESPACE"] = self.namespace
+        if self.fluid_datasets:
+            labels = self._build_pod_labels({})
+            server_labels = {
+                key: value
+                for key, value in labels.items()
+                if key not in ("component", "app.kubernetes.io/component")
+            }
+            env.update(pending_env(self.pod_name, server_labels))
+        return env
+
+    def get_args(self) -> list[str]:
+        args = super().get_args()
+        if self.fluid_datasets:
+            args.append("--CodespaceExtension.dataset_backend=fluid")
+        return args
+
+    async def delete_forever(self) -> None:
+        """The server is deleted: its PVC (KubeSpawner, when ``delete_pvc``) and its record."""
+        await super().delete_forever()
+        if await delete_pending(self.api, self.namespace, self.pending_configmap):
+            self.log.info("Deleted ConfigMap %s/%s", self.namespace, self.pending_configmap)
 
     def is_pod_running(self, pod: dict | None) -> bool:
         if pod is not None and self._spawn_pending:

@@ -3,7 +3,9 @@
 Runs inside a codespace's server (in a pod) with the namespace's service account:
 ``Dataset`` objects and their runtime's phases are read, ``DataLoad`` objects are created
 to prewarm. A Fluid dataset reaches a pod as the PVC Fluid creates with the dataset's name,
-so a running pod cannot gain one: ``mount`` records it for the next start.
+so a running pod cannot gain one: ``mount`` records it for the next start in a
+:class:`~codespace.datasets.fluid_pending.PendingStore` (on Kubernetes, a ConfigMap that
+``KubeCodespaceSpawner`` reads; the record is kept until ``unmount``).
 
 kubernetes_asyncio is imported lazily so the kernel layer never needs it.
 """
@@ -33,6 +35,7 @@ from codespace.datasets.fluid_objects import (
     prewarm_from_dataload,
     runtime_ref,
 )
+from codespace.datasets.fluid_pending import FilePending, PendingStore, kube_api_client
 from codespace.datasets.models import Dataset, FilePage, MountResult, PrewarmOperation
 from codespace.datasets.mounts import PendingMounts
 from codespace.datasets.paths import clean_relative, clean_target
@@ -50,26 +53,24 @@ class FluidBackend(DatasetBackend):
         api_client: Any = None,
         mount_paths: dict[str, str] | None = None,
         mount_root: str = "/datasets",
-        pending: PendingMounts | None = None,
+        pending: PendingStore | PendingMounts | None = None,
     ) -> None:
         self.namespace = namespace
         self.mount_paths = mount_paths or {}
         self.mount_root = mount_root
-        self.pending = pending
+        self.pending: PendingStore | None = (
+            FilePending(pending) if isinstance(pending, PendingMounts) else pending
+        )
         self._api_client = api_client
         self._owns_client = api_client is None
         self._custom: Any = None
 
     async def _api(self) -> Any:
         if self._custom is None:
-            from kubernetes_asyncio import client, config
+            from kubernetes_asyncio import client
 
             if self._api_client is None:
-                try:
-                    config.load_incluster_config()
-                except config.ConfigException:
-                    await config.load_kube_config()
-                self._api_client = client.ApiClient()
+                self._api_client = await kube_api_client()
             self._custom = client.CustomObjectsApi(self._api_client)
         return self._custom
 
@@ -186,7 +187,7 @@ class FluidBackend(DatasetBackend):
             )
         if self.pending is None:
             raise DatasetError("a running pod cannot gain a volume, and no pending list is set")
-        self.pending.add(name)
+        await self.pending.add(name)
         return MountResult(
             dataset=name,
             mountPath=path,
@@ -194,26 +195,42 @@ class FluidBackend(DatasetBackend):
             pendingRestart=True,
             readOnlyEnforced=dataset.readOnly,
             message=(
-                "a running pod cannot gain a volume: recorded, it is mounted at "
-                f"{path} when this codespace next starts"
+                f"a running pod cannot gain a volume: recorded ({self.pending.where}), it is "
+                f"mounted at {path} when this codespace next starts"
+                + (
+                    ""
+                    if dataset.status.phase == "Bound"
+                    else f" (it is {dataset.status.phase} now: mounted once Bound)"
+                )
             ),
         )
 
     async def unmount(self, name: str) -> MountResult:
         path = self._mount_path(name)
-        if self.pending is not None and name in self.pending.names():
-            self.pending.remove(name)
-            return MountResult(
-                dataset=name, mountPath=path, mounted=False, message="no longer pending"
+        mounted = os.path.isdir(path)
+        if self.pending is not None and name in await self.pending.names():
+            await self.pending.remove(name)
+            message = (
+                "not mounted at the next start; a mounted volume stays until then"
+                if mounted
+                else "no longer pending"
             )
+            return MountResult(dataset=name, mountPath=path, mounted=mounted, message=message)
         return MountResult(
             dataset=name,
             mountPath=path,
-            mounted=os.path.isdir(path),
-            message="a mounted volume stays until the codespace restarts without it",
+            mounted=mounted,
+            message=(
+                "mounted because the repository's spec or the spawn form asks for it; "
+                "it stays until the codespace starts without it"
+                if mounted
+                else "not mounted"
+            ),
         )
 
     async def close(self) -> None:
+        if self.pending is not None:
+            await self.pending.close()
         if self._owns_client and self._api_client is not None:
             await self._api_client.close()
         self._api_client = None

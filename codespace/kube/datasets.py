@@ -33,10 +33,13 @@ class DatasetMounts:
 
 
 def requested_datasets(spec_datasets: list[Dataset], extra_names: list[str]) -> list[Dataset]:
-    """The spec's datasets plus the ones picked in the form (defaults for those)."""
+    """The spec's datasets plus the form's and recorded ones (defaults for those), each once."""
     chosen = list(spec_datasets)
     known = {dataset.name for dataset in chosen}
-    chosen += [Dataset(name=name) for name in extra_names if name not in known]
+    for name in extra_names:
+        if name not in known:
+            known.add(name)
+            chosen.append(Dataset(name=name))
     return chosen
 
 

@@ -9,6 +9,7 @@ preview of the pod KubeSpawner will create from the same overrides).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -214,12 +215,17 @@ def make_kube_plan(
     config: KubeConfig,
     env_hash: str,
     names: Names = Names(),
+    pending: Sequence[str] = (),
 ) -> KubePlan:
-    """Decide every object of a spawn. Raises GpuUnsatisfiable / PlanError / DatasetNotReady."""
+    """Decide every object of a spawn. Raises GpuUnsatisfiable / PlanError / DatasetNotReady.
+
+    ``pending``: datasets a running codespace recorded with ``mount()``, mounted like the
+    form's (the caller keeps only Bound ones: see :mod:`codespace.kube.pending`).
+    """
     profile, gpu = choose_profile(codespace.resources.gpu, config.profiles, wanted=options.profile)
     warnings = [gpu.note] if gpu.note else []
     image = choose_image(codespace, config, options.repo, env_hash, gpu=gpu.granted)
-    datasets = requested_datasets(codespace.datasets, options.datasets)
+    datasets = requested_datasets(codespace.datasets, [*options.datasets, *pending])
     mounts = dataset_mounts(datasets, cache_affinity=profile.datasetCacheAffinity)
     workspace = config.workspace
     labels = {COMPONENT_LABEL: "codespace", "codespace.io/profile": profile.name, **mounts.labels}

@@ -129,7 +129,7 @@ async def test_list_get_files_prewarm_mount(kube: FakeKube, backend: FluidBacken
 
     result = await backend.mount("laion")
     assert not result.mounted and result.pendingRestart and "next starts" in result.message
-    assert backend.pending.names() == ["laion"]
+    assert await backend.pending.names() == ["laion"]
     assert (await backend.mount("imagenet")).mounted
-    await backend.unmount("laion")
-    assert backend.pending.names() == []
+    assert (await backend.unmount("laion")).message == "no longer pending"
+    assert await backend.pending.names() == []

@@ -54,3 +54,23 @@ def test_helm_values_install_our_spawner_with_the_mounted_document():
     mounted = values["hub"]["extraFiles"]["codespace-kube"]["mountPath"]
     assert values["hub"]["config"]["KubeCodespaceSpawner"]["codespace_config_file"] == mounted
     assert values["singleuser"]["storage"]["type"] == "none"  # our spawner owns the PVC
+
+
+def test_codespaces_get_a_service_account_that_can_record_pending_mounts():
+    documents = list(yaml.safe_load_all((HELM / "rbac.yaml").read_text()))
+    by_kind = {(d["kind"], d["metadata"]["name"]): d for d in documents}
+    role = by_kind[("Role", "codespace-singleuser")]
+    verbs = {
+        verb
+        for rule in role["rules"]
+        if "configmaps" in rule["resources"] and rule["apiGroups"] == [""]
+        for verb in rule["verbs"]
+    }
+    assert {"create", "get", "patch", "delete"} <= verbs
+    binding = by_kind[("RoleBinding", "codespace-singleuser")]
+    assert binding["subjects"][0]["name"] == "codespace-singleuser"
+    assert ("ServiceAccount", "codespace-singleuser") in by_kind
+    hub_rules = by_kind[("Role", "codespace-hub")]["rules"]
+    assert any("configmaps" in rule["resources"] for rule in hub_rules)  # reads the record
+    values = yaml.safe_load((HELM / "values.yaml").read_text())
+    assert values["singleuser"]["serviceAccountName"] == "codespace-singleuser"

@@ -65,7 +65,8 @@ def test_spawner_defaults_come_from_the_document(monkeypatch):
     spawner = KubeCodespaceSpawner(_mock=True)
     spawner.codespace_config = {"profiles": [{"name": "a"}, {"name": "b", "displayName": "Big"}]}
     assert [p.name for p in spawner.kube_config().profiles] == ["a", "b"]
-    assert 'value="b">Big' in spawner._default_options_form()
+    spawner.fluid_datasets = False  # no Dataset listing without an API server
+    assert 'value="b">Big' in asyncio.run(spawner.options_form(spawner))
     assert spawner.cmd == ["jupyterhub-singleuser"]
 
 
