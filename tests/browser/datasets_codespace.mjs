@@ -90,11 +90,20 @@ try {
       const row = document.querySelector(`.jp-CodespaceDatasets-row[data-name="${name}"]`);
       return row && row.textContent.includes('100.0%');
     }, REMOTE, { timeout: 30000 }).catch(() => null);
+  // The detail pane follows the row: its Cached line shows the finished prewarm too.
+  await page.waitForFunction(
+    () => [...document.querySelectorAll('.jp-CodespaceDatasets-detail dd')].some((dd) =>
+      dd.previousElementSibling?.textContent === 'Cached' && dd.textContent.includes('100.0%')),
+    null, { timeout: 30000 }).catch(() => null);
+  const detailCached = await page.evaluate(() => {
+    const dts = [...document.querySelectorAll('.jp-CodespaceDatasets-detail dt')];
+    return dts.find((dt) => dt.textContent === 'Cached')?.nextElementSibling?.textContent ?? '';
+  });
   await page.waitForSelector('.jp-CodespaceDatasets-files li');
   const remoteFiles = await page.$$eval('.jp-CodespaceDatasets-files li',
     (lis) => lis.map((li) => li.textContent.trim()));
   await shot(page, 'datasets-04-prewarmed');
-  say('prewarm', { progress, remote: await cells(page, REMOTE), remoteFiles });
+  say('prewarm', { progress, remote: await cells(page, REMOTE), detailCached, remoteFiles });
 } catch (error) {
   await shot(page, 'datasets-99-failure').catch(() => {});
   console.error(error);

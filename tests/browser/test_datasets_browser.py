@@ -93,6 +93,7 @@ def test_pick_a_dataset_see_it_in_the_sidebar_prewarm_and_browse(
     assert any("datasets" in crumb and "iris" in crumb for crumb in steps["files"]["crumbs"])
     assert "Prewarm Complete: 2/2 files" in steps["prewarm"]["progress"]
     assert "100.0%" in steps["prewarm"]["remote"]
+    assert "100.0%" in steps["prewarm"]["detailCached"]  # the detail pane follows the table
     assert "2024/" in steps["prewarm"]["remoteFiles"]
     assert cached == ["2024/feb.csv", "2024/jan.csv"]  # in the hub's shared cache
     for shot in ("01-spawn-form", "02-sidebar", "03-files-and-browser", "04-prewarmed"):

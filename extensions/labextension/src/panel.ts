@@ -111,6 +111,30 @@ export class DatasetsPanel extends Widget {
       this.say(`Cannot list datasets: ${(error as Error).message}`, true);
     }
     this.renderTable();
+    if (this.selected !== null) {
+      await this.refreshSelected(this.selected);
+    }
+  }
+
+  /** Fetch one dataset's fresh status into its row and, while it is shown, its detail. */
+  private async refreshSelected(name: string): Promise<void> {
+    let fresh: IDataset;
+    try {
+      fresh = await datasetsApi.get(name);
+    } catch (error) {
+      this.say(`${name}: ${(error as Error).message}`, true);
+      return;
+    }
+    this.datasets = this.datasets.map(d => (d.name === fresh.name ? fresh : d));
+    this.renderTable();
+    if (this.selected === fresh.name) {
+      this.renderFacts(fresh);
+    }
+  }
+
+  /** The latest known state of a dataset (the actions act on it, not on a stale copy). */
+  private current(name: string): IDataset | undefined {
+    return this.datasets.find(d => d.name === name);
   }
 
   private say(message: string, isError = false): void {
@@ -160,7 +184,12 @@ export class DatasetsPanel extends Widget {
     }
   }
 
-  private renderDetail(dataset: IDataset): void {
+  /** The detail's facts (status, cache, mount); actions, progress and files stay as they are. */
+  private renderFacts(dataset: IDataset): void {
+    const box = this.detail.querySelector('.jp-CodespaceDatasets-facts');
+    if (!box || this.detail.dataset.name !== dataset.name) {
+      return;
+    }
     const status = dataset.status;
     const facts: [string, string][] = [
       ['Description', dataset.description],
@@ -179,6 +208,20 @@ export class DatasetsPanel extends Widget {
       ['Mounted at', dataset.mounted ? dataset.mountPath ?? '' : 'not mounted'],
       ['Note', status.message ?? '']
     ];
+    box.replaceChildren(
+      el(
+        'dl',
+        {},
+        facts
+          .filter(([, v]) => v)
+          .flatMap(([k, v]) => [el('dt', { textContent: k }), el('dd', { textContent: v })])
+      )
+    );
+  }
+
+  private renderDetail(dataset: IDataset): void {
+    const name = dataset.name;
+    const latest = () => this.current(name) ?? dataset;
     const button = (label: string, action: () => Promise<void>) => {
       const b = el('button', { className: 'jp-mod-styled', textContent: label });
       b.dataset.action = label;
@@ -187,32 +230,29 @@ export class DatasetsPanel extends Widget {
     };
     const progress = el('div', { className: 'jp-CodespaceDatasets-progress' });
     const files = el('div', { className: 'jp-CodespaceDatasets-files' });
+    this.detail.dataset.name = name;
     this.detail.replaceChildren(
-      el('h3', { textContent: dataset.name }),
-      el(
-        'dl',
-        {},
-        facts
-          .filter(([, v]) => v)
-          .flatMap(([k, v]) => [el('dt', { textContent: k }), el('dd', { textContent: v })])
-      ),
+      el('h3', { textContent: name }),
+      el('div', { className: 'jp-CodespaceDatasets-facts' }),
       el('div', { className: 'jp-CodespaceDatasets-actions' }, [
-        button('Open in file browser', () => this.openInBrowser(dataset)),
+        button('Open in file browser', () => this.openInBrowser(latest())),
         button('Copy path', async () => {
-          Clipboard.copyToSystem(dataset.mountPath ?? dataset.source);
-          this.say(`Copied ${dataset.mountPath ?? dataset.source}`);
+          const where = latest().mountPath ?? latest().source;
+          Clipboard.copyToSystem(where);
+          this.say(`Copied ${where}`);
         }),
         button('Insert snippet', async () => {
-          const done = await this.actions.insertSnippet(pythonSnippet(dataset));
+          const done = await this.actions.insertSnippet(pythonSnippet(latest()));
           this.say(done ? 'Snippet inserted' : 'Open a notebook to insert a snippet', !done);
         }),
-        button('Prewarm', () => this.prewarm(dataset)),
-        button('Mount', () => this.mount(dataset))
+        button('Prewarm', () => this.prewarm(latest())),
+        button('Mount', () => this.mount(latest()))
       ]),
       progress,
       files
     );
-    void this.showFiles(dataset.name, '');
+    this.renderFacts(dataset);
+    void this.showFiles(name, '');
   }
 
   private async openInBrowser(dataset: IDataset): Promise<void> {
@@ -289,9 +329,7 @@ export class DatasetsPanel extends Widget {
       this.renderProgress(op);
       if (op.phase === 'Complete' || op.phase === 'Failed') {
         this.stopPolling();
-        const fresh = await datasetsApi.get(dataset.name);
-        this.datasets = this.datasets.map(d => (d.name === fresh.name ? fresh : d));
-        this.renderTable();
+        await this.refreshSelected(dataset.name); // the row and the detail's Cached line
       }
     };
     this.poll = window.setInterval(() => void tick(), POLL_MS);
