@@ -63,12 +63,13 @@ def test_spawn_makes_the_repo_env_the_default_kernel(hub: RunningHub, repo: Path
     assert specs["default"] == "codespace"
     python = specs["kernelspecs"]["codespace"]["spec"]["argv"][0]
     assert str(hub.data_dir / "env-cache") in python
-    probe = subprocess.run(
-        [python, "-c", "import cs_fixture_pkg, ipykernel; print(cs_fixture_pkg.VALUE)"],
-        capture_output=True,
-        text=True,
+    # the kernel side (SDK, widgets) imports in the repo env, which holds no pydantic of ours
+    code = (
+        "import importlib.util, cs_fixture_pkg, ipykernel; from codespace import datasets, widgets;"
+        " print(cs_fixture_pkg.VALUE, importlib.util.find_spec('pydantic') is None)"
     )
-    assert probe.stdout.strip() == "42", probe.stderr
+    probe = subprocess.run([python, "-c", code], capture_output=True, text=True)
+    assert probe.stdout.split() == ["42", "True"], probe.stderr
     jupyter = subprocess.run([python, "-c", "import jupyter_server"], capture_output=True)
     assert jupyter.returncode != 0, "the platform's Jupyter leaked into the repo environment"
 
