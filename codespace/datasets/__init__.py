@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import builtins
 import importlib
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from codespace.datasets.errors import DatasetError, DatasetNotFound
 from codespace.datasets.paths import PathRefused
@@ -33,10 +33,6 @@ from codespace.datasets.records import (
     PrewarmOperation,
 )
 from codespace.datasets.sdk import files, get, list, mount, prewarm, prewarm_history, unmount
-
-if TYPE_CHECKING:
-    from codespace.datasets.backend import DatasetBackend as DatasetBackend
-    from codespace.datasets.models import CatalogEntry as CatalogEntry
 
 # Server-side names, imported on first use (PEP 562) so the kernel side never needs pydantic.
 _LAZY = {
