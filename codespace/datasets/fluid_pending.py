@@ -79,8 +79,11 @@ class ConfigMapPending:
     """The record as the ConfigMap ``name`` in ``namespace``, read by KubeCodespaceSpawner.
 
     Needs ``get``, ``create``, ``patch`` and ``delete`` on configmaps in the namespace
-    (``config/helm/rbac.yaml``, role ``codespace-singleuser``). Writes are read-modify-write
-    (one server writes its own record, from one user's actions).
+    (``config/helm/rbac.yaml``, role ``codespace-singleuser``); the admission policy of
+    ``config/helm/admission.yaml`` lets a pod write only ``codespace-pending-<its pod name>``
+    (the name the spawner passes) with the component label that :func:`pending_configmap`
+    always sets. Writes are read-modify-write (one server writes its own record, from one
+    user's actions).
     """
 
     def __init__(
@@ -121,9 +124,13 @@ class ConfigMapPending:
         return self._api_client.sanitize_for_serialization(obj)
 
     def _error(self, action: str, error: Any) -> DatasetError:
+        try:  # the API's own words, e.g. the admission policy's message on a 403
+            detail = json.loads(error.body or "{}").get("message") or ""
+        except (ValueError, AttributeError):
+            detail = ""
         return DatasetError(
             f"could not {action} {self.where} (the record of datasets for the next start): "
-            f"Kubernetes API {error.status} {error.reason}"
+            f"Kubernetes API {error.status} {error.reason}" + (f": {detail}" if detail else "")
         )
 
     async def names(self) -> list[str]:

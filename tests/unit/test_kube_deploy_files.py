@@ -60,17 +60,32 @@ def test_codespaces_get_a_service_account_that_can_record_pending_mounts():
     documents = list(yaml.safe_load_all((HELM / "rbac.yaml").read_text()))
     by_kind = {(d["kind"], d["metadata"]["name"]): d for d in documents}
     role = by_kind[("Role", "codespace-singleuser")]
-    verbs = {
-        verb
+    granted = {
+        (group, resource, verb)
         for rule in role["rules"]
-        if "configmaps" in rule["resources"] and rule["apiGroups"] == [""]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
         for verb in rule["verbs"]
     }
-    assert {"create", "get", "patch", "delete"} <= verbs
+    # exactly what the Fluid backend calls (codespace/datasets/fluid*.py), nothing more
+    needed = {
+        ("data.fluid.io", "datasets", "get"),
+        ("data.fluid.io", "datasets", "list"),
+        ("data.fluid.io", "dataloads", "create"),
+        ("data.fluid.io", "dataloads", "list"),
+        ("", "configmaps", "get"),
+        ("", "configmaps", "create"),
+        ("", "configmaps", "patch"),
+        ("", "configmaps", "delete"),
+    }
+    runtimes = {g for g in granted if g[1].endswith("runtimes")}
+    assert runtimes and all(g[0] == "data.fluid.io" and g[2] == "get" for g in runtimes)
+    assert granted - runtimes == needed
     binding = by_kind[("RoleBinding", "codespace-singleuser")]
     assert binding["subjects"][0]["name"] == "codespace-singleuser"
     assert ("ServiceAccount", "codespace-singleuser") in by_kind
     hub_rules = by_kind[("Role", "codespace-hub")]["rules"]
-    assert any("configmaps" in rule["resources"] for rule in hub_rules)  # reads the record
+    hub_configmaps = {v for r in hub_rules if "configmaps" in r["resources"] for v in r["verbs"]}
+    assert hub_configmaps == {"get", "delete"}  # reads the record, deletes it with the server
     values = yaml.safe_load((HELM / "values.yaml").read_text())
     assert values["singleuser"]["serviceAccountName"] == "codespace-singleuser"
