@@ -16,6 +16,7 @@ from typing import Any
 
 from ..spec.errors import Diagnostic, SpecError
 from ..spec.files import exists, read_text
+from ..spec.model import LIFECYCLE_COMMANDS
 from ..spec.parse import Document, parse_jsonc
 from .base import Detector, Found, normalise_paths, place
 from .merge import merge
@@ -30,12 +31,7 @@ KEPT = (
     "image",
     "build",
     "features",
-    "initializeCommand",
-    "onCreateCommand",
-    "updateContentCommand",
-    "postCreateCommand",
-    "postStartCommand",
-    "postAttachCommand",
+    *LIFECYCLE_COMMANDS,
     "containerEnv",
     "remoteEnv",
     "secrets",
