@@ -3,35 +3,14 @@
 // dataset and watch it complete, browse its files.
 // Environment: HUB_URL, HUB_USER, HUB_PASSWORD, REPO, SERVER, PICK, REMOTE, ARTIFACTS.
 // Prints one JSON line per milestone; exits non-zero on the first failure.
-import { createRequire } from 'node:module';
-import path from 'node:path';
+import { say, shot, withSpawnForm } from './hub_browser.mjs';
 
-const require = createRequire(process.env.PLAYWRIGHT_CORE_DIR + '/');
-const { chromium } = require('playwright-core');
-
-const { HUB_URL, HUB_USER, HUB_PASSWORD, REPO, SERVER, PICK, REMOTE, ARTIFACTS } = process.env;
-const shot = (page, name) => page.screenshot({ path: path.join(ARTIFACTS, `${name}.png`) });
-const say = (step, extra = {}) => console.log(JSON.stringify({ step, ...extra }));
+const { PICK, REMOTE } = process.env;
 const cells = (page, name) =>
   page.$$eval(`.jp-CodespaceDatasets-row[data-name="${name}"] td`, (tds) =>
     tds.map((td) => td.textContent.trim()));
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync', '--no-first-run'],
-});
-const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
-const page = await context.newPage();
-page.setDefaultTimeout(120000);
-try {
-  await page.goto(`${HUB_URL}hub/login`);
-  await page.fill('#username_input', HUB_USER);
-  await page.fill('#password_input', HUB_PASSWORD);
-  await Promise.all([page.waitForNavigation(), page.click('#login_submit')]);
-
-  await page.goto(`${HUB_URL}hub/spawn/${HUB_USER}/${SERVER}`);
-  await page.fill('#codespace-repo', REPO);
+await withSpawnForm('datasets-99-failure', async ({ page }) => {
   const offered = await page.$$eval('#codespace-datasets option', (os) => os.map((o) => o.value));
   await page.selectOption('#codespace-datasets', [PICK]);
   await shot(page, 'datasets-01-spawn-form');
@@ -104,10 +83,4 @@ try {
     (lis) => lis.map((li) => li.textContent.trim()));
   await shot(page, 'datasets-04-prewarmed');
   say('prewarm', { progress, remote: await cells(page, REMOTE), detailCached, remoteFiles });
-} catch (error) {
-  await shot(page, 'datasets-99-failure').catch(() => {});
-  console.error(error);
-  process.exitCode = 1;
-} finally {
-  await browser.close();
-}
+});

@@ -2,33 +2,11 @@
 // progress page, land in JupyterLab, open VS Code and see its workbench.
 // Environment: HUB_URL, HUB_USER, HUB_PASSWORD, REPO, SERVER, ARTIFACTS.
 // Prints one JSON line per milestone; exits non-zero on the first failure.
-import { createRequire } from 'node:module';
-import path from 'node:path';
+import { say, shot, withSpawnForm } from './hub_browser.mjs';
 
-const require = createRequire(process.env.PLAYWRIGHT_CORE_DIR + '/');
-const { chromium } = require('playwright-core');
+const { HUB_URL, HUB_USER, SERVER } = process.env;
 
-const { HUB_URL, HUB_USER, HUB_PASSWORD, REPO, SERVER, ARTIFACTS } = process.env;
-const shot = (page, name) => page.screenshot({ path: path.join(ARTIFACTS, `${name}.png`) });
-const say = (step, extra = {}) => console.log(JSON.stringify({ step, ...extra }));
-
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync', '--no-first-run'],
-});
-const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
-const page = await context.newPage();
-page.setDefaultTimeout(120000);
-try {
-  await page.goto(`${HUB_URL}hub/login`);
-  await page.fill('#username_input', HUB_USER);
-  await page.fill('#password_input', HUB_PASSWORD);
-  await Promise.all([page.waitForNavigation(), page.click('#login_submit')]);
-  say('logged-in', { url: page.url() });
-
-  await page.goto(`${HUB_URL}hub/spawn/${HUB_USER}/${SERVER}`);
-  await page.fill('#codespace-repo', REPO);
+await withSpawnForm('99-failure', async ({ context, page }) => {
   await shot(page, '01-spawn-form');
   await Promise.all([page.waitForNavigation(), page.click('form [type=submit]')]);
   say('submitted', { url: page.url() });
@@ -63,10 +41,4 @@ try {
   await shot(code, '04-vscode');
   const title = await code.title();
   say('vscode', { title });
-} catch (error) {
-  await shot(page, '99-failure').catch(() => {});
-  console.error(error);
-  process.exitCode = 1;
-} finally {
-  await browser.close();
-}
+});

@@ -9,14 +9,12 @@ Screenshots go to ``artifacts/browser/datasets-*.png``.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO_ROOT, TOOLS, require_executable
+from tests.browser.driver import ARTIFACTS, browser_tools
+from tests.conftest import REPO_ROOT, require_executable
 from tests.datasets_support import moto_s3, write_catalog
 from tests.helpers.hub import running_hub
 from tests.helpers.repos import fixture_repo
@@ -24,7 +22,6 @@ from tests.helpers.repos import fixture_repo
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
 SCRIPT = Path(__file__).with_name("datasets_codespace.mjs")
-ARTIFACTS = REPO_ROOT / "artifacts" / "browser"
 LABEXTENSION = REPO_ROOT / "extensions" / "labextension" / "static" / "package.json"
 OBJECTS = {"weather/2024/jan.csv": b"t\n1.5\n", "weather/2024/feb.csv": b"t\n2.5\n"}
 
@@ -32,16 +29,12 @@ OBJECTS = {"weather/2024/jan.csv": b"t\n1.5\n", "weather/2024/feb.csv": b"t\n2.5
 def test_pick_a_dataset_see_it_in_the_sidebar_prewarm_and_browse(
     tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    node = require_executable("node")
-    chromium = require_executable("chromium", "/usr/bin/chromium")
-    playwright = TOOLS / "node" / "node_modules" / "playwright-core"
-    require_executable("playwright-core", playwright / "package.json")
+    tools = browser_tools()
     require_executable("the built lab extension (make install-extension)", LABEXTENSION)
     iris = tmp_path / "iris"
     iris.mkdir()
     (iris / "iris.csv").write_text("sepal,petal\n5.1,1.4\n")
     repo = fixture_repo(tmp_path, codespace_yaml="python:\n  requirements: [requirements.txt]\n")
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     uv_cache = tmp_path_factory.getbasetemp() / "uv-cache"
     with moto_s3("browser-weather", OBJECTS) as storage:
         catalog = write_catalog(
@@ -60,29 +53,18 @@ def test_pick_a_dataset_see_it_in_the_sidebar_prewarm_and_browse(
         )
         with running_hub(tmp_path / "hub", extra_config=config) as hub:
             password = (hub.data_dir / "secrets" / "user-password").read_text().strip()
-            env = {
-                **os.environ,
-                "HUB_URL": hub.url,
-                "HUB_USER": "data-user",
-                "HUB_PASSWORD": password,
-                "REPO": str(repo),
-                "SERVER": "data",
-                "PICK": "iris",
-                "REMOTE": "weather",
-                "ARTIFACTS": str(ARTIFACTS),
-                "CHROMIUM": chromium,
-                "PLAYWRIGHT_CORE_DIR": str(playwright),
-            }
-            result = subprocess.run(
-                [node, str(SCRIPT)], env=env, capture_output=True, text=True, timeout=600
+            result, steps = tools.run(
+                SCRIPT,
+                hub.url,
+                user="data-user",
+                password=password,
+                repo=repo,
+                server="data",
+                PICK="iris",
+                REMOTE="weather",
             )
             cache = hub.data_dir / "datasets-cache" / "data" / "weather"
             cached = sorted(p.relative_to(cache).as_posix() for p in cache.rglob("*.csv"))
-    steps = {}
-    for line in result.stdout.splitlines():
-        if line.startswith("{"):
-            event = json.loads(line)
-            steps[event["step"]] = event
     assert result.returncode == 0, result.stdout + result.stderr
     assert steps["form"]["offered"] == ["iris", "weather"]
     assert steps["progress"]["mounting"]  # the spawn page showed the mount

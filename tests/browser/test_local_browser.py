@@ -6,22 +6,19 @@ Screenshots go to ``artifacts/browser/`` (kept by CI as artifacts).
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
 from pathlib import Path
 
 import psutil
 import pytest
 
-from tests.conftest import REPO_ROOT, TOOLS, require_executable
+from tests.browser.driver import ARTIFACTS, browser_tools
+from tests.conftest import TOOLS, require_executable
 from tests.helpers.hub import running_hub
 from tests.helpers.repos import fixture_repo
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
 SCRIPT = Path(__file__).with_name("local_codespace.mjs")
-ARTIFACTS = REPO_ROOT / "artifacts" / "browser"
 
 
 def _environ(process: psutil.Process) -> dict[str, str]:
@@ -34,32 +31,17 @@ def _environ(process: psutil.Process) -> dict[str, str]:
 def test_login_spawn_lab_and_vscode(
     tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    node = require_executable("node")
-    chromium = require_executable("chromium", "/usr/bin/chromium")
-    playwright = TOOLS / "node" / "node_modules" / "playwright-core"
-    require_executable("playwright-core", playwright / "package.json")
+    tools = browser_tools()
     require_executable(
         "code-server", TOOLS / "code-server" / "node_modules" / ".bin" / "code-server"
     )
     repo = fixture_repo(tmp_path, codespace_yaml="python:\n  requirements: [requirements.txt]\n")
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     uv_cache = tmp_path_factory.getbasetemp() / "uv-cache"  # the session's shared uv cache
     config = f"c.LocalCodespaceSpawner.uv_cache_dir = {str(uv_cache)!r}"
     with running_hub(tmp_path / "hub", extra_config=config) as hub:
         password = (hub.data_dir / "secrets" / "user-password").read_text().strip()
-        env = {
-            **os.environ,
-            "HUB_URL": hub.url,
-            "HUB_USER": "browser-user",
-            "HUB_PASSWORD": password,
-            "REPO": str(repo),
-            "SERVER": "demo",
-            "ARTIFACTS": str(ARTIFACTS),
-            "CHROMIUM": chromium,
-            "PLAYWRIGHT_CORE_DIR": str(playwright),
-        }
-        result = subprocess.run(
-            [node, str(SCRIPT)], env=env, capture_output=True, text=True, timeout=600
+        result, steps = tools.run(
+            SCRIPT, hub.url, user="browser-user", password=password, repo=repo, server="demo"
         )
     left = [
         process.pid
@@ -67,11 +49,6 @@ def test_login_spawn_lab_and_vscode(
         if _environ(process).get("CODESPACE_WORKSPACE", "").startswith(str(tmp_path))
     ]
     assert left == [], "processes of the stopped codespace are still running"
-    steps = {}
-    for line in result.stdout.splitlines():
-        if line.startswith("{"):
-            event = json.loads(line)
-            steps[event["step"]] = event
     assert result.returncode == 0, result.stdout + result.stderr
     assert steps["progress"]["environment"]  # the progress page showed the steps
     cards = steps["lab"]["cards"]
