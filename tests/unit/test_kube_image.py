@@ -12,6 +12,7 @@ from codespace.kube.image import build_job, build_job_name, choose_image, image_
 from codespace.spec.model import Codespace
 from tests.conftest import require_executable
 from tests.helpers.k8s_schema import assert_valid
+from tests.helpers.repos import git, make_repo
 
 HASH = "0123456789abcdef" * 4
 
@@ -118,25 +119,14 @@ def test_buildah_job_builds_a_repository_dockerfile_as_given():
 
 
 def test_the_build_context_clone_script_checks_out_the_ref(tmp_path: Path):
-    git = require_executable("git")
-    repo = tmp_path / "repo"
-    subprocess.run([git, "init", "-q", "-b", "main", str(repo)], check=True)
-    (repo / "requirements.txt").write_text("rich\n")
-    env = {
-        "GIT_AUTHOR_NAME": "t",
-        "GIT_AUTHOR_EMAIL": "t@e",
-        "GIT_COMMITTER_NAME": "t",
-        "GIT_COMMITTER_EMAIL": "t@e",
-        "PATH": "/usr/bin:/bin",
-    }
-    subprocess.run([git, "-C", str(repo), "add", "."], check=True, env=env)
-    subprocess.run([git, "-C", str(repo), "commit", "-qm", "one"], check=True, env=env)
-    subprocess.run([git, "-C", str(repo), "tag", "v1"], check=True, env=env)
+    require_executable("git")
+    repo = make_repo(tmp_path / "repo", {"requirements.txt": "rich\n"})
+    git(repo, "tag", "v1")
     config = parse_config({})
     choice = choose_image(Codespace(apt=["curl"]), config, str(repo), HASH, gpu=False)
     job = build_job(choice, config, repo=str(repo), ref="v1", namespace="ns")
     clone = job["spec"]["template"]["spec"]["initContainers"][0]
     script = clone["command"][2].replace("/build", str(tmp_path / "build"))
-    subprocess.run(["sh", "-c", script, "clone", *clone["args"]], check=True, env=env)
+    subprocess.run(["sh", "-c", script, "clone", *clone["args"]], check=True)
     assert (tmp_path / "build/context/requirements.txt").read_text() == "rich\n"
     assert (tmp_path / "build/dockerfile/Dockerfile").read_text() == choice.dockerfile

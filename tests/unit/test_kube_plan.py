@@ -15,6 +15,7 @@ from codespace.options import UserOptions
 from codespace.spec.model import Codespace, Dataset
 from tests.conftest import require_executable
 from tests.helpers.k8s_schema import assert_all_valid, assert_valid
+from tests.helpers.repos import git, make_repo
 
 HASH = "c0ffee" * 10 + "abcd"
 REPO = "https://github.com/org/proj.git"
@@ -137,26 +138,10 @@ def test_checkout_directory_names(repo, name):
     assert checkout_name(repo) == name
 
 
-def _git(*args, cwd=None):
-    env = {
-        "GIT_AUTHOR_NAME": "t",
-        "GIT_AUTHOR_EMAIL": "t@e",
-        "GIT_COMMITTER_NAME": "t",
-        "GIT_COMMITTER_EMAIL": "t@e",
-        "PATH": "/usr/bin:/bin",
-    }
-    subprocess.run(
-        [require_executable("git"), *args], check=True, cwd=cwd, env=env, capture_output=True
-    )
-
-
 def test_clone_init_container_clones_once_and_keeps_work(tmp_path: Path):
-    origin = tmp_path / "origin"
-    _git("init", "-q", "-b", "main", str(origin))
-    (origin / "a.txt").write_text("one")
-    _git("add", ".", cwd=origin)
-    _git("commit", "-qm", "one", cwd=origin)
-    _git("branch", "feature", cwd=origin)
+    require_executable("git")
+    origin = make_repo(tmp_path / "origin", {"a.txt": "one"})
+    git(origin, "branch", "feature")
     workspace = WorkspaceConfig(mountPath=str(tmp_path / "workspaces"))
     init = clone_init_container("img", str(origin), "feature", workspace)
     assert_valid(
