@@ -2,18 +2,37 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import zipfile
 
 from tests.conftest import REPO_ROOT, missing
 
+NOT_PACKAGED = (
+    ".git",
+    ".venv",
+    ".tools",
+    ".whl",
+    "node_modules",
+    "tests",
+    "data",
+    "artifacts",
+    "build",
+    "*.egg-info",
+    "__pycache__",
+    ".*_cache",
+    ".hypothesis",
+)
 BUILT = REPO_ROOT / "extensions" / "labextension" / "static" / "package.json"
 
 
 def test_wheel_ships_the_prebuilt_lab_extension_and_enables_the_server_extension(tmp_path):
     if not BUILT.exists():
         missing("the lab extension is not built (run `make install`)")
+    # Build from a copy: setuptools writes build/ and *.egg-info next to the sources.
+    source = tmp_path / "source"
+    shutil.copytree(REPO_ROOT, source, ignore=shutil.ignore_patterns(*NOT_PACKAGED))
     subprocess.run(
         [
             sys.executable,
@@ -25,7 +44,7 @@ def test_wheel_ships_the_prebuilt_lab_extension_and_enables_the_server_extension
             "--no-build-isolation",
             "--wheel-dir",
             str(tmp_path),
-            str(REPO_ROOT),
+            str(source),
         ],
         check=True,
         capture_output=True,
