@@ -6,7 +6,9 @@ hash, so it must move when, and only when, an environment input changes. The inp
 - the manifest's environment keys (:data:`~codespace.spec.model.ENVIRONMENT_KEYS`:
   ``image``, ``build``, ``python``, ``apt``, ``features``, ``postBuild``) as canonical JSON;
 - the files they name: requirement files (and the files they include with ``-r``/``-c``),
-  the conda environment file, the project's ``pyproject.toml``/``setup.py``/``setup.cfg``
+  the conda environment file and what its ``pip:`` section names (``-r``/``-c`` files and
+  their includes, local wheels, and the project files of local projects such as ``-e .``),
+  the project's ``pyproject.toml``/``setup.py``/``setup.cfg``
   and lock files when the project itself is installed, the ``postBuild`` script, the
   Dockerfile and the files its ``COPY``/``ADD`` instructions take from the build context
   (where the sources are literal paths or globs);
@@ -30,8 +32,9 @@ import shlex
 from collections.abc import Iterable
 from pathlib import Path
 
+from .sources.conda import is_environment_file, read_environment
 from .spec.errors import Location, SpecError
-from .spec.files import inside, relpath
+from .spec.files import exists, inside, read_text, relpath
 from .spec.model import ENVIRONMENT_KEYS, Codespace
 
 VERSION = b"codespace-env-v1"
@@ -51,9 +54,12 @@ def environment_files(root: Path, codespace: Codespace, extra: Iterable[str] = (
     files: set[str] = set(extra)
     python = codespace.python
     for requirement in python.requirements:
-        files |= _requirement_closure(root, requirement)
+        if is_environment_file(requirement):
+            files |= _environment_closure(root, requirement)
+        else:
+            files |= _requirement_closure(root, requirement)
     if python.environmentFile:
-        files.add(python.environmentFile)
+        files |= _environment_closure(root, python.environmentFile)
     if python.installProject:
         files |= {name for name in PROJECT_FILES if (root / name).exists()}
     if codespace.postBuild:
@@ -99,6 +105,33 @@ def _file_digest(root: Path, path: str) -> bytes:
     if pending_cr:
         digest.update(b"\r")
     return digest.hexdigest().encode()
+
+
+def _environment_closure(root: Path, path: str) -> set[str]:
+    """A conda environment file and the files its ``pip:`` section installs from.
+
+    A broken file raises :class:`SpecError` with its line (``resolve`` reports it).
+    """
+    files = {path}
+    if not (root / path).is_file():
+        return files
+    environment = read_environment(read_text(root, path), path)
+    for entry in environment.pip:
+        if entry.kind in ("requirements", "constraints") and entry.path:
+            if not exists(root, entry.path):
+                where = f"{environment.directory}/" if environment.directory else "the root"
+                raise SpecError.at(
+                    entry.location,
+                    f"{entry.value!r} does not exist (paths are relative to {where})",
+                )
+            files |= _requirement_closure(root, entry.path)
+    for local in environment.local_paths:
+        if (root / local).is_dir():
+            prefix = "" if local == "." else f"{local}/"
+            files |= {prefix + name for name in PROJECT_FILES if exists(root, prefix + name)}
+        elif exists(root, local):
+            files.add(local)
+    return files
 
 
 def _requirement_closure(root: Path, first: str) -> set[str]:

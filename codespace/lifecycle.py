@@ -1,13 +1,24 @@
-"""Run a codespace's lifecycle commands in the devcontainer order, streaming their output.
+"""Run a codespace's lifecycle commands as the devcontainer spec runs them.
 
-``onCreateCommand``, ``updateContentCommand`` and ``postCreateCommand`` run once per workspace
-(a marker inside ``.git`` remembers that they succeeded); ``postStartCommand`` and
-``postAttachCommand`` run on every start (a local codespace is attached when it starts).
-``initializeCommand`` runs on the host before anything else; locally the host is the codespace,
-so it runs first on every start. A string is run by ``/bin/sh -c`` (the repository author's own
-command, as in devcontainer.json), a list is an argument vector, and a map runs its named
-commands in parallel. The first failure stops the later commands and raises
-:class:`LifecycleError`. Every line also goes to a log file in the workspace.
+Order: (repo2docker's ``postBuild``), ``initializeCommand``, ``onCreateCommand``,
+``updateContentCommand``, ``postCreateCommand``, ``postStartCommand``, ``postAttachCommand``. The create-time commands
+(``onCreateCommand``, ``updateContentCommand``, ``postCreateCommand``) run once per workspace:
+each one that succeeds leaves a marker under ``.git/codespace-lifecycle/``, so a command that
+failed (and the ones after it) run again at the next start while the ones that succeeded do
+not. ``postStartCommand`` and ``postAttachCommand`` run on every start (a local codespace is
+attached when it starts); ``initializeCommand`` runs on the host before anything else, which
+locally is the codespace itself, so it runs first on every start.
+
+``waitFor`` (default ``updateContentCommand``) splits the due commands: the codespace becomes
+available once the waited-for command is done; the later ones run in the background
+(:mod:`codespace.lifecycle_runner`) with their output in the same log file. A waited-for
+command may run for ``timeout`` seconds at most; past it its process group is killed.
+
+A string is run by ``/bin/sh -c`` (the repository author's own command, as in
+devcontainer.json), a list is an argument vector, and a map runs its named commands in
+parallel. The first failure stops the later commands and raises :class:`LifecycleError`.
+Every line goes to ``.codespace-logs/lifecycle.log`` and each command's state to
+``.codespace-logs/lifecycle-status.json`` (:mod:`codespace.lifecycle_status` prints it).
 """
 
 from __future__ import annotations
@@ -18,23 +29,37 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from codespace.spec.model import Codespace, Command
+from codespace.lifecycle_status import LOG_DIR, LOG_FILE, StatusFile
+from codespace.spec.model import LIFECYCLE_COMMANDS, Codespace, Command
 from codespace.streaming import stream
 
 OnLine = Callable[[str], None]
 
-ONCE_PER_WORKSPACE = ("onCreateCommand", "updateContentCommand", "postCreateCommand")
+# ``postBuild`` (repo2docker) builds the environment in an image; locally it runs once per
+# workspace before ``onCreateCommand``, in the codespace's own layer, and is always waited for.
+POST_BUILD = "postBuild"
+ORDER = (POST_BUILD, *LIFECYCLE_COMMANDS)
+ONCE_PER_WORKSPACE = (POST_BUILD, "onCreateCommand", "updateContentCommand", "postCreateCommand")
 EVERY_START = ("initializeCommand", "postStartCommand", "postAttachCommand")
-LOG_DIR = ".codespace-logs"
-LOG_FILE = "lifecycle.log"
+DEFAULT_WAIT_FOR = "updateContentCommand"
+LEGACY_MARKER = "codespace-created"  # all create-time commands done (earlier releases)
+__all__ = ["LOG_DIR", "LOG_FILE", "LifecycleError", "Step", "due_steps", "run_steps"]
 
 
 class LifecycleError(RuntimeError):
-    """A lifecycle command failed; later commands did not run."""
+    """A lifecycle command failed or timed out; later commands did not run."""
 
-    def __init__(self, name: str, label: str, returncode: int, tail: str) -> None:
+    def __init__(
+        self, name: str, label: str, returncode: int, tail: str, *, timeout: float | None = None
+    ) -> None:
         self.name, self.label, self.returncode, self.tail = name, label, returncode, tail
-        super().__init__(f"{name} ({label}) exited with status {returncode}")
+        self.timeout = timeout
+        self.timed_out = timeout is not None
+        if timeout is not None:
+            message = f"{name} ({label}) did not finish within {timeout:g} s and was stopped"
+        else:
+            message = f"{name} ({label}) exited with status {returncode}"
+        super().__init__(message)
 
 
 @dataclass(frozen=True)
@@ -44,20 +69,44 @@ class Step:
     name: str
     command: Command
 
+    def to_json(self) -> dict[str, object]:
+        return {"name": self.name, "command": self.command}
 
-def created_marker(workspace: Path) -> Path:
-    """Exists once the create-time commands of this workspace have all succeeded."""
-    return workspace / ".git" / "codespace-created"
+    @classmethod
+    def from_json(cls, data: Mapping[str, object]) -> Step:
+        return cls(str(data["name"]), data["command"])  # type: ignore[arg-type]
 
 
-def due_steps(spec: Codespace, *, created: bool) -> list[Step]:
+def markers_dir(workspace: Path) -> Path:
+    """Where the create-time commands that succeeded in this workspace are remembered."""
+    return workspace / ".git" / "codespace-lifecycle"
+
+
+def is_done(workspace: Path, name: str) -> bool:
+    if name not in ONCE_PER_WORKSPACE:
+        return False
+    legacy = workspace / ".git" / LEGACY_MARKER
+    return legacy.exists() or (markers_dir(workspace) / name).exists()
+
+
+def mark_done(workspace: Path, name: str) -> None:
+    if name in ONCE_PER_WORKSPACE and (workspace / ".git").is_dir():
+        markers_dir(workspace).mkdir(exist_ok=True)
+        (markers_dir(workspace) / name).touch()
+
+
+def due_steps(spec: Codespace, workspace: Path) -> list[Step]:
     """The commands to run on this start, in the devcontainer order."""
-    steps = []
-    for name, command in spec.lifecycle():
-        if name in ONCE_PER_WORKSPACE and created:
-            continue
-        steps.append(Step(name, command))
-    return steps
+    return [
+        Step(name, command) for name, command in spec.lifecycle() if not is_done(workspace, name)
+    ]
+
+
+def split_for_wait(steps: list[Step], wait_for: str | None) -> tuple[list[Step], list[Step]]:
+    """``(waited, background)``: the steps up to and including ``waitFor``, and the rest."""
+    last = ORDER.index(wait_for or DEFAULT_WAIT_FOR)
+    waited = [s for s in steps if ORDER.index(s.name) <= last]
+    return waited, [s for s in steps if ORDER.index(s.name) > last]
 
 
 def to_argv(command: str | list[str]) -> list[str]:
@@ -71,24 +120,24 @@ def describe(command: str | list[str]) -> str:
     return command if isinstance(command, str) else " ".join(command)
 
 
-async def run_lifecycle(
-    spec: Codespace,
+async def run_steps(
+    steps: list[Step],
     workspace: Path,
     *,
     env: Mapping[str, str],
     on_line: OnLine | None = None,
     on_step: Callable[[Step], None] | None = None,
-) -> list[Step]:
-    """Run the commands due on this start; return them. Raises LifecycleError on a failure."""
-    marker = created_marker(workspace)
-    steps = due_steps(spec, created=marker.exists())
+    timeout: float | None = None,
+    preexec_fn: Callable[[], None] | None = None,
+) -> None:
+    """Run ``steps`` in order, each within ``timeout`` seconds. Raises LifecycleError."""
     if not steps:
-        _mark_created(marker)
-        return []
+        return
+    status = StatusFile(workspace / LOG_DIR)
+    status.set_pending([step.name for step in steps])
     log_path = workspace / LOG_DIR / LOG_FILE
-    log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("a", encoding="utf-8") as log:
-        log.write(f"\n=== start {time.strftime('%Y-%m-%d %H:%M:%S')} ===\n")
+        log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} ===\n")
 
         def emit(line: str) -> None:
             log.write(line + "\n")
@@ -100,18 +149,29 @@ async def run_lifecycle(
             if on_step is not None:
                 on_step(step)
             emit(f"--- {step.name}")
-            await _run_step(step, workspace, env, emit)
-            if not any(later.name in ONCE_PER_WORKSPACE for later in steps[index + 1 :]):
-                _mark_created(marker)
-    return steps
+            status.update(step.name, "running")
+            try:
+                await _run_step(step, workspace, env, emit, timeout, preexec_fn)
+            except LifecycleError as error:
+                status.update(step.name, "timed out" if error.timed_out else "failed", error)
+                status.set_skipped([later.name for later in steps[index + 1 :]])
+                emit(f"--- {error}; the commands after it did not run")
+                raise
+            except asyncio.CancelledError:
+                status.update(step.name, "stopped")
+                raise
+            status.update(step.name, "done")
+            mark_done(workspace, step.name)
 
 
-def _mark_created(marker: Path) -> None:
-    if marker.parent.is_dir() and not marker.exists():
-        marker.touch()
-
-
-async def _run_step(step: Step, cwd: Path, env: Mapping[str, str], emit: OnLine) -> None:
+async def _run_step(
+    step: Step,
+    cwd: Path,
+    env: Mapping[str, str],
+    emit: OnLine,
+    timeout: float | None,
+    preexec_fn: Callable[[], None] | None,
+) -> None:
     if isinstance(step.command, dict):
         commands = list(step.command.items())
     else:
@@ -121,16 +181,26 @@ async def _run_step(step: Step, cwd: Path, env: Mapping[str, str], emit: OnLine)
         prefix = f"[{label}] " if label else ""
         emit(f"{prefix}$ {describe(command)}")
         finished = await stream(
-            to_argv(command), cwd=cwd, env=env, on_line=lambda line: emit(prefix + line)
+            to_argv(command),
+            cwd=cwd,
+            env=env,
+            on_line=lambda line: emit(prefix + line),
+            timeout=timeout,
+            preexec_fn=preexec_fn,
         )
         if not finished.ok:
             raise LifecycleError(
-                step.name, label or describe(command), finished.returncode, finished.tail_text()
+                step.name,
+                label or describe(command),
+                finished.returncode,
+                finished.tail_text(),
+                timeout=timeout if finished.timed_out else None,
             )
 
-    results = await asyncio.gather(
-        *(one(label, command) for label, command in commands), return_exceptions=True
-    )
-    for result in results:
-        if isinstance(result, BaseException):
-            raise result
+    tasks = [asyncio.ensure_future(one(label, command)) for label, command in commands]
+    try:
+        await asyncio.gather(*tasks)
+    finally:  # one failed, or we were cancelled: stop the others
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

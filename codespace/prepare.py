@@ -14,6 +14,8 @@ says what git said.
 
 from __future__ import annotations
 
+import asyncio
+import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -22,15 +24,19 @@ from typing import Protocol
 
 from codespace.datasets.attach import AttachResult, LocalDatasetSettings, attach_datasets
 from codespace.datasets.mounts import PendingMounts, plan_mounts
-from codespace.envbuild import BuiltEnv, EnvBuildError, UvEnvBuilder, env_vars, write_kernelspec
+from codespace.envbuild import BuiltEnv, EnvBuildError, UvEnvBuilder, write_kernelspec
+from codespace.envbuild.overlay import Layer, ensure_layer, layer_env
 from codespace.git import Checkout, checkout, origin_url
-from codespace.lifecycle import LifecycleError, Step, run_lifecycle
+from codespace.lifecycle import LifecycleError, Step, due_steps, run_steps, split_for_wait
 from codespace.options import UserOptions
-from codespace.resolve import default_resolution, resolve
+from codespace.resolve import Resolution, default_resolution, resolve
 from codespace.spec.errors import SpecError
 from codespace.spec.model import Codespace
+from codespace.spec.variables import expand_env
 
 ERRORS_FILE = "CODESPACE_ERRORS.md"
+LAYER_DIR = "env"  # the codespace's own layer, in its server directory
+PROJECTS_FILE = "codespace-projects.json"  # projects linked into the layer
 
 
 class Reporter(Protocol):
@@ -64,9 +70,12 @@ class Prepared:
     recovery: bool
     problems: list[str] = field(default_factory=list)  # markdown sections
     warnings: list[str] = field(default_factory=list)
-    lifecycle: list[Step] = field(default_factory=list)
+    lifecycle: list[Step] = field(default_factory=list)  # waited-for commands that ran
+    background: list[Step] = field(default_factory=list)  # commands after ``waitFor``
+    lifecycle_env: dict[str, str] = field(default_factory=dict)
     server_env: dict[str, str] = field(default_factory=dict)
     datasets: AttachResult = field(default_factory=AttachResult)
+    layer: Layer | None = None
 
     @property
     def errors_file(self) -> Path:
@@ -90,13 +99,69 @@ async def prepare(
     base_env: Mapping[str, str],
     datasets: LocalDatasetSettings | None = None,
     check_spec: Callable[[Codespace], None] | None = None,
+    lifecycle_timeout: float | None = None,
 ) -> Prepared:
     """Run the local start pipeline for ``options``; raise only when the fetch fails.
 
     ``check_spec`` sees the resolved spec before the environment is built; what it raises
     ends the start there (the spawner claims the spec's GPU with it, so a request that cannot
-    be met fails in seconds, not after a build).
+    be met fails in seconds, not after a build). The lifecycle commands up to ``waitFor``
+    run here, each within ``lifecycle_timeout`` seconds; the later ones are returned in
+    :attr:`Prepared.background` for the spawner to run beside the server.
     """
+    done = await _fetch(options, paths, report)
+    resolution, recovery, problems, warnings = _resolve(options, paths, report)
+    spec = resolution.codespace
+    if check_spec is not None:
+        check_spec(spec)
+    env, spec, recovery = await _environment(builder, paths, resolution, recovery, problems, report)
+    warnings += env.warnings
+    base_path = base_env.get("PATH", "/usr/local/bin:/usr/bin:/bin")
+    layer = await _layer(builder, env, paths, warnings, report)
+    variables = layer_env(layer, base_path)
+    display = f"Python {env.python_version} ({paths.workspace.name})"
+    write_kernelspec(
+        layer.path, paths.jupyter_data, display, base_path=base_path, variables=variables
+    )
+    attached = AttachResult()
+    if datasets is not None:
+        attached = await _attach(spec, options, paths, datasets, report)
+        if attached.problems:
+            problems.append(_datasets_problem(attached.problems, datasets.catalog))
+    # containerEnv describes an image (our layer's PATH wins over its PATH); remoteEnv is
+    # for the tools' processes and wins, its ${containerEnv:PATH} being the layer's PATH.
+    known = {**base_env, **variables, "CODESPACE_WORKSPACE": str(paths.workspace)}
+    container_env = expand_env(spec.containerEnv, known)
+    remote_env = expand_env(spec.remoteEnv, {**known, **container_env, **variables})
+    server_env = {**container_env, **variables, **remote_env, **attached.env()}
+    lifecycle_env = {**base_env, **server_env, "CODESPACE_WORKSPACE": str(paths.workspace)}
+    waited, background = split_for_wait(due_steps(spec, paths.workspace), spec.waitFor)
+    ran = await _lifecycle(waited, paths, lifecycle_env, lifecycle_timeout, problems, report)
+    if len(ran) < len(waited):
+        background = []  # a waited-for command failed: the later ones do not run
+    elif background:
+        names = ", ".join(step.name for step in background)
+        report.line(f"lifecycle: {names} will run in the background (.codespace-logs/)")
+    prepared = Prepared(
+        checkout=done,
+        spec=spec,
+        env=env,
+        source=resolution.source,
+        recovery=recovery,
+        problems=problems,
+        warnings=warnings,
+        lifecycle=ran,
+        background=background,
+        lifecycle_env=lifecycle_env,
+        server_env=server_env,
+        datasets=attached,
+        layer=layer,
+    )
+    write_errors_file(prepared)
+    return prepared
+
+
+async def _fetch(options: UserOptions, paths: LocalPaths, report: Reporter) -> Checkout:
     timer = _Timer()
     where = f"{options.repo}" + (f" at {options.ref}" if options.ref else "")
     report.step(5, f"fetch: {where}")
@@ -108,9 +173,15 @@ async def prepare(
         origin = await origin_url(paths.workspace)
         if origin and origin.rstrip("/") != options.repo.rstrip("/"):
             report.line(f"note: this workspace was cloned from {origin}; it is kept as it is")
+    return done
 
-    problems: list[str] = []
+
+def _resolve(
+    options: UserOptions, paths: LocalPaths, report: Reporter
+) -> tuple[Resolution, bool, list[str], list[str]]:
+    """``(resolution, recovery, problems, warnings)``: a spec error gives the default."""
     timer = _Timer()
+    problems: list[str] = []
     report.step(25, "resolve: reading the repository's configuration")
     try:
         resolution = resolve(paths.workspace, config=options.config, mode="local")
@@ -125,87 +196,127 @@ async def prepare(
     warnings = [str(warning) for warning in resolution.warnings]
     for warning in warnings:
         report.line(f"warning: {warning}")
-    spec = resolution.codespace
-    if spec.apt:
-        apt_warning = (
-            f"apt packages are not installed in local mode: {', '.join(spec.apt)} "
-            "(they are part of the image in Kubernetes mode)"
-        )
-        warnings.append(apt_warning)
-        report.line(f"warning: {apt_warning}")
     report.step(30, f"resolve: {resolution.source} ({resolution.source_kind}) ({timer})")
-    if check_spec is not None:
-        check_spec(spec)
+    return resolution, recovery, problems, warnings
 
+
+async def _environment(
+    builder: UvEnvBuilder,
+    paths: LocalPaths,
+    resolution: Resolution,
+    recovery: bool,
+    problems: list[str],
+    report: Reporter,
+) -> tuple[BuiltEnv, Codespace, bool]:
+    """Build (or find) the environment; a failed build falls back to the default one."""
     timer = _Timer()
+    spec = resolution.codespace
     report.step(35, "environment: looking up the environment cache")
     try:
         env = await builder.build(paths.workspace, spec, resolution.env_hash, on_line=report.line)
     except EnvBuildError as error:
         problems.append(_env_problem(error))
         report.line("error: the environment build failed; starting on the default environment")
-        resolution = default_resolution(paths.workspace)
-        spec = resolution.codespace
-        recovery = True
-        env = await builder.build(paths.workspace, spec, resolution.env_hash, on_line=report.line)
-    warnings += env.warnings
+        fallback = default_resolution(paths.workspace)
+        spec, recovery = fallback.codespace, True
+        env = await builder.build(paths.workspace, spec, fallback.env_hash, on_line=report.line)
+    for warning in env.warnings:
+        report.line(f"warning: {warning}")
     how = "cache hit" if env.cache_hit else "built"
     report.step(70, f"environment: {how}, Python {env.python_version} ({timer})")
+    return env, spec, recovery
 
-    version = env.python_version
-    display = f"Python {version} ({paths.workspace.name})"
-    base_path = base_env.get("PATH", "/usr/local/bin:/usr/bin:/bin")
-    write_kernelspec(env.path, paths.jupyter_data, display, base_path=base_path)
-    attached = AttachResult()
-    if datasets is not None:
-        attached = await _attach(spec, options, paths, datasets, report)
-        if attached.problems:
-            problems.append(_datasets_problem(attached.problems, datasets.catalog))
-    server_env = {**spec.containerEnv, **env_vars(env.path, base_path), **attached.env()}
-    lifecycle_env = {**base_env, **server_env, "CODESPACE_WORKSPACE": str(paths.workspace)}
 
+async def _layer(
+    builder: UvEnvBuilder, env: BuiltEnv, paths: LocalPaths, warnings: list[str], report: Reporter
+) -> Layer:
+    """The codespace's own layer over the shared environment, with the repository's project
+    linked from this workspace (see :mod:`codespace.envbuild.overlay`)."""
+    layer = await asyncio.to_thread(ensure_layer, env.path, paths.server_dir / LAYER_DIR)
+    if layer.reset:
+        warning = (
+            "the environment was rebuilt, so packages installed with pip in this codespace "
+            f"were reset: {', '.join(layer.reset)}; install them again or add them to the "
+            "repository's requirements"
+        )
+        warnings.append(warning)
+        report.line(f"warning: {warning}")
+    linked = layer.path / PROJECTS_FILE
+    wanted = json.dumps([str(paths.workspace / project) for project in env.projects])
+    if env.projects and (not linked.exists() or linked.read_text() != wanted):
+        report.step(71, "environment: installing the repository's project (editable)")
+        failed = await builder.install_projects(
+            env, paths.workspace, layer.python, on_line=report.line
+        )
+        warnings += failed
+        for warning in failed:
+            report.line(f"warning: {warning}")
+        if not failed:
+            linked.write_text(wanted)
+    return layer
+
+
+async def _lifecycle(
+    steps: list[Step],
+    paths: LocalPaths,
+    env: Mapping[str, str],
+    timeout: float | None,
+    problems: list[str],
+    report: Reporter,
+) -> list[Step]:
+    """Run the waited-for commands; return those that succeeded."""
+    if not steps:
+        return []
     timer = _Timer()
     ran: list[Step] = []
-    if spec.lifecycle():
-        report.step(75, "lifecycle: running the repository's commands")
-        try:
-            ran = await run_lifecycle(
-                spec,
-                paths.workspace,
-                env=lifecycle_env,
-                on_line=report.line,
-                on_step=lambda step: report.step(80, f"lifecycle: {step.name}"),
-            )
-        except LifecycleError as error:
-            problems.append(_lifecycle_problem(error))
-            report.line(f"error: {error}; later commands did not run")
-        names = ", ".join(step.name for step in ran) or "nothing due on this start"
-        report.step(90, f"lifecycle: {names} ({timer})")
+    report.step(75, "lifecycle: running the repository's commands")
 
-    prepared = Prepared(
-        checkout=done,
-        spec=spec,
-        env=env,
-        source=resolution.source,
-        recovery=recovery,
-        problems=problems,
-        warnings=warnings,
-        lifecycle=ran,
-        server_env=server_env,
-        datasets=attached,
-    )
-    write_errors_file(prepared)
-    return prepared
+    def started(step: Step) -> None:
+        ran.append(step)
+        report.step(80, f"lifecycle: {step.name}")
+
+    try:
+        await run_steps(
+            steps, paths.workspace, env=env, on_line=report.line, on_step=started, timeout=timeout
+        )
+    except LifecycleError as error:
+        ran.pop()
+        problems.append(_lifecycle_problem(error))
+        report.line(f"error: {error}; later commands did not run")
+    names = ", ".join(step.name for step in ran) or "none succeeded"
+    report.step(90, f"lifecycle: {names} ({timer})")
+    return ran
 
 
 def write_errors_file(prepared: Prepared) -> None:
-    """Write (or remove, when all is well) ``CODESPACE_ERRORS.md`` in the workspace."""
+    """Write (or remove, when all is well) ``CODESPACE_ERRORS.md`` in the workspace.
+
+    Problems (what failed) and warnings (what this mode did not honour, what is missing
+    from the environment) both go there, so nothing a repository asks for is dropped
+    without a word where the user looks.
+    """
     path = prepared.errors_file
-    if not prepared.problems:
+    if not prepared.problems and not prepared.warnings:
         path.unlink(missing_ok=True)
         return
+    parts = _problem_parts(prepared) if prepared.problems else _warning_intro()
+    if prepared.warnings:
+        parts += ["## Warnings\n", *(f"- {warning}" for warning in prepared.warnings), ""]
+    path.write_text("\n".join(parts), encoding="utf-8")
+
+
+def _warning_intro() -> list[str]:
+    return [
+        "# This codespace started with warnings\n",
+        "The repository's configuration asks for things this codespace could not give it. "
+        "They are listed below; `codespace validate` in a terminal shows them too.",
+        "",
+    ]
+
+
+def _problem_parts(prepared: Prepared) -> list[str]:
     title = "is a recovery codespace" if prepared.recovery else "started with problems"
-    parts = [
+    return [
         f"# This codespace {title}\n",
         "Something in the repository's configuration went wrong. Your repository is checked "
         "out here and you can work on it"
@@ -221,9 +332,6 @@ def write_errors_file(prepared: Prepared) -> None:
         "`codespace validate` in a terminal checks the configuration without restarting.",
         "",
     ]
-    if prepared.warnings:
-        parts += ["## Warnings\n", *(f"- {warning}" for warning in prepared.warnings), ""]
-    path.write_text("\n".join(parts), encoding="utf-8")
 
 
 async def _attach(
@@ -271,9 +379,20 @@ def _env_problem(error: EnvBuildError) -> str:
 
 
 def _lifecycle_problem(error: LifecycleError) -> str:
+    if error.timed_out:
+        what = (
+            f"`{error.label}` did not finish within {error.timeout:g} s and was stopped; the "
+            "codespace started without "
+            "it (raise the hub's lifecycle timeout, move the command after `waitFor`, or make it "
+            "finish sooner). It runs again at the next start"
+        )
+    else:
+        what = (
+            f"`{error.label}` exited with status {error.returncode}; it runs again at the "
+            "next start"
+        )
     return (
-        f"## `{error.name}` failed\n\n`{error.label}` exited with status {error.returncode}; "
-        "the commands after it did not run. The full output is in "
-        "`.codespace-logs/lifecycle.log`.\n\n"
+        f"## `{error.name}` failed\n\n{what}, and the commands after it did not run. The full "
+        "output is in `.codespace-logs/lifecycle.log`.\n\n"
         f"```\n{error.tail}\n```\n"
     )

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .envhash import environment_hash
-from .sources.base import Detector, Found
+from .sources.base import Detector, Found, drop_unknown_tool_keys
 from .sources.codespace_yaml import CodespaceYamlDetector
 from .sources.devcontainer import DevcontainerDetector
 from .sources.repo2docker import (
@@ -31,22 +31,37 @@ from .sources.repo2docker import (
     RootFilesDetector,
 )
 from .spec.errors import Diagnostic, Location, SpecError
-from .spec.files import inside
+from .spec.files import inside, read_text
 from .spec.model import Codespace
 from .spec.parse import Document
+from .spec.requirements import check_requirements
 from .spec.validate import validate
 
 Mode = Literal["local", "kubernetes"]
 MODES = ("local", "kubernetes")
 DEFAULT_SOURCE = "(default)"
 
-# Values the local mode cannot honour (it builds a uv environment, not an image).
-LOCAL_UNSUPPORTED = {
-    "image": "a container image",
-    "build": "a Dockerfile build",
-    "features": "dev container features",
-    "apt": "Debian packages",
+# Values a mode cannot honour: each one set is a warning in that mode (nothing is dropped
+# silently). Local mode builds a uv environment on the host and runs the lifecycle commands
+# there: no image, no Dockerfile, no features or apt packages, no postBuild (it runs in an
+# image build) and no start script (not run by either spawner); remoteEnv and a
+# workspaceFolder other than the checkout are not applied. Kubernetes renders an image from
+# the python/apt/postBuild keys or builds the Dockerfile, but installs no features yet.
+MODE_UNSUPPORTED: dict[str, dict[str, str]] = {
+    "local": {
+        "image": "a container image",
+        "build": "a Dockerfile build",
+        "features": "dev container features",
+        "apt": "Debian packages",
+        "start": "a start script",
+        "workspaceFolder": "a workspace folder other than the repository checkout",
+    },
+    "kubernetes": {
+        "features": "dev container features",
+        "start": "a start script",
+    },
 }
+LOCAL_UNSUPPORTED = MODE_UNSUPPORTED["local"]
 
 
 def default_detectors(config: str | None = None) -> list[Detector]:
@@ -121,23 +136,26 @@ def default_resolution(root: str | os.PathLike[str], *, mode: str = "local") -> 
 
 def _finish(root: Path, found: Found, mode: str) -> Resolution:
     document = found.document
+    warnings = list(found.warnings) + drop_unknown_tool_keys(document)
     codespace = validate(document)
     _check_paths(root, codespace, document)
+    _check_files(root, codespace)
     provenance = {
         key: document.locate((key,), key=True) for key in document.data if isinstance(key, str)
     }
-    warnings = list(found.warnings)
-    if mode == "local":
-        for key, what in LOCAL_UNSUPPORTED.items():
-            if key in codespace.model_fields_set and getattr(codespace, key):
-                warnings.append(
-                    Diagnostic(
-                        f"{key}: {what} cannot be honoured in local mode; ignored "
-                        "(it is used on Kubernetes)",
-                        provenance.get(key),
-                        "warning",
-                    )
+    for key, what in MODE_UNSUPPORTED[mode].items():
+        if key in codespace.model_fields_set and getattr(codespace, key):
+            elsewhere = (
+                "it is used on Kubernetes" if key not in MODE_UNSUPPORTED["kubernetes"] else ""
+            )
+            warnings.append(
+                Diagnostic(
+                    f"{key}: {what} cannot be honoured in {mode} mode; ignored"
+                    + (f" ({elsewhere})" if elsewhere else ""),
+                    provenance.get(key),
+                    "warning",
                 )
+            )
     extra = [f for f in found.files if f.rsplit("/", 1)[-1] in ("apt.txt", "runtime.txt")]
     env_hash, env_files = environment_hash(root, codespace, extra)
     return Resolution(
@@ -179,3 +197,22 @@ def _check_paths(root: Path, codespace: Codespace, document: Document) -> None:
             errors.append(Diagnostic(f"{relative!r} is not a file", document.locate(path)))
     if errors:
         raise SpecError(errors)
+
+
+def _check_files(root: Path, codespace: Codespace) -> None:
+    """Every text file the model names (requirement files and their ``-r``/``-c`` includes,
+    the conda environment file, the Dockerfile, postBuild, start) is at most 1 MiB of
+    UTF-8, like the manifests; each problem at its file:line:col."""
+    problems: list[Diagnostic] = []
+    for requirement in codespace.python.requirements:
+        problems += check_requirements(root, requirement)[1]
+    others = [codespace.python.environmentFile, codespace.postBuild, codespace.start]
+    if codespace.build:
+        others.append(codespace.build.dockerfile)
+    for path in dict.fromkeys(p for p in others if p):
+        try:
+            read_text(root, path)
+        except SpecError as error:
+            problems += error.diagnostics
+    if problems:
+        raise SpecError(list(dict.fromkeys(problems)))

@@ -1,14 +1,23 @@
-"""Run a subprocess from an argument list and stream its output line by line."""
+"""Run a subprocess from an argument list and stream its output line by line.
+
+Each process leads a process group of its own, so that when it is cancelled or runs past its
+``timeout`` everything it started (a shell's children, ``pip``'s build backends) ends with it.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import signal
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 OnLine = Callable[[str], None]
+DRAIN_SECONDS = 1.0
+POLL_SECONDS = 0.2
 
 
 @dataclass(frozen=True)
@@ -17,6 +26,7 @@ class Finished:
 
     returncode: int
     tail: tuple[str, ...]
+    timed_out: bool = False
 
     @property
     def ok(self) -> bool:
@@ -33,8 +43,15 @@ async def stream(
     env: Mapping[str, str] | None = None,
     on_line: OnLine | None = None,
     keep: int = 40,
+    timeout: float | None = None,
+    preexec_fn: Callable[[], None] | None = None,
 ) -> Finished:
-    """Run ``argv`` with stdout and stderr merged; call ``on_line`` for every line printed."""
+    """Run ``argv`` with stdout and stderr merged; call ``on_line`` for every line printed.
+
+    Past ``timeout`` seconds the process group is killed and ``Finished.timed_out`` is set;
+    a cancelled call kills the group too. ``preexec_fn`` runs in the child before exec (after
+    it became a group leader), e.g. to drop privileges.
+    """
     process = await asyncio.create_subprocess_exec(
         *argv,
         cwd=cwd,
@@ -43,19 +60,58 @@ async def stream(
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
         limit=1 << 20,
+        start_new_session=True,
+        preexec_fn=preexec_fn,
     )
     tail: deque[str] = deque(maxlen=keep)
-    assert process.stdout is not None
-    try:
+
+    async def read() -> None:
+        assert process.stdout is not None
         async for raw in process.stdout:
             line = raw.decode(errors="replace").rstrip("\r\n")
             tail.append(line)
             if on_line is not None:
                 on_line(line)
-        returncode = await process.wait()
+
+    async def run() -> int:
+        reader = asyncio.ensure_future(read())
+        # ``process.wait()`` also waits for the pipe to close, which a daemon the command
+        # left behind (``mlflow ui &``) keeps open: watch the exit status instead, read what
+        # is buffered, then stop listening (the daemon keeps running).
+        while not reader.done() and process.returncode is None:
+            await asyncio.wait({reader}, timeout=POLL_SECONDS)
+        if reader.done():
+            return await process.wait()
+        await asyncio.wait({reader}, timeout=DRAIN_SECONDS)
+        _stop_reading(process, reader)
+        return await _exit_status(process)
+
+    try:
+        returncode = await asyncio.wait_for(run(), timeout)
+    except TimeoutError:
+        kill_group(process.pid)
+        return Finished(await _exit_status(process), tuple(tail), timed_out=True)
     except asyncio.CancelledError:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
+        kill_group(process.pid)
         raise
     return Finished(returncode, tuple(tail))
+
+
+def _stop_reading(process: asyncio.subprocess.Process, reader: asyncio.Future) -> None:
+    reader.cancel()
+    transport = getattr(process, "_transport", None)  # close our end of the pipe
+    if transport is not None:
+        transport.close()
+
+
+async def _exit_status(process: asyncio.subprocess.Process) -> int:
+    """The exit status, without waiting for pipes that another process may hold open."""
+    while process.returncode is None:
+        await asyncio.sleep(POLL_SECONDS)
+    return process.returncode
+
+
+def kill_group(group: int) -> None:
+    """SIGKILL a process group; nothing happens when it is already gone."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(group, signal.SIGKILL)

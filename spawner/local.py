@@ -24,6 +24,7 @@ import json
 import os
 import shutil
 import signal
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,7 @@ from urllib.parse import quote
 
 from jupyterhub.spawner import LocalProcessSpawner
 from tornado import web
-from traitlets import Bool, Dict, List, Unicode, default
+from traitlets import Bool, Dict, Float, Integer, List, Unicode, default
 
 from codespace import gpu as local_gpu
 from codespace.datasets.attach import LocalDatasetSettings, extension_config
@@ -39,9 +40,11 @@ from codespace.datasets.backend import DatasetError
 from codespace.datasets.catalog import CATALOG_ENV, Catalog
 from codespace.envbuild import KERNEL_NAME, UvEnvBuilder
 from codespace.gpu_grants import GpuRegistry
+from codespace.lifecycle_runner import runner_argv, write_job
 from codespace.options import UserOptions
 from codespace.prepare import ERRORS_FILE, LocalPaths, Prepared, prepare
 from codespace.spec.model import Codespace
+from codespace.streaming import kill_group
 from codespace.vscode import plan_extensions
 from spawner.form import parse_form, render_form, validate_options
 from spawner.progress import ProgressLog
@@ -68,6 +71,20 @@ def _write_private_json(path: Path, data: dict[str, Any]) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
         json.dump(data, handle, indent=2)
+
+
+BASHRC = """# Written by Codespace Hub for this codespace's terminals.
+[ -f /etc/bash.bashrc ] && . /etc/bash.bashrc
+[ -f ~/.bashrc ] && . ~/.bashrc
+# Lifecycle commands still running in the background, or failed: say so.
+"${VIRTUAL_ENV:-/usr}/bin/python" -m codespace.lifecycle_status --brief 2>/dev/null
+"""
+
+
+def _write_bashrc(server_dir: Path) -> Path:
+    path = server_dir / "bashrc"
+    path.write_text(BASHRC)
+    return path
 
 
 async def _end_process_group(group: int, grace: float = 5.0) -> None:
@@ -149,8 +166,19 @@ class LocalCodespaceSpawner(LocalProcessSpawner):
         to each server's extension (written mode 0600 in the server's state directory).""",
     )
 
+    lifecycle_timeout = Float(
+        600.0,
+        config=True,
+        help="""Seconds a lifecycle command the start waits for (up to ``waitFor``) may run.
+        Past it the command's processes are killed and the codespace starts without it,
+        the reason shown on the spawn page and in CODESPACE_ERRORS.md. 0 means no limit.""",
+    )
+
     workspace = Unicode(help="This server's workspace (kept in the spawner state).")
     server_dir = Unicode(help="This server's state directory (kept in the spawner state).")
+    lifecycle_pid = Integer(
+        0, help="Process group of the background lifecycle commands (spawner state)."
+    )
 
     @default("code_server")
     def _default_code_server(self) -> str:
@@ -234,12 +262,15 @@ class LocalCodespaceSpawner(LocalProcessSpawner):
         super().load_state(state)
         self.workspace = state.get("workspace", "")
         self.server_dir = state.get("server_dir", "")
+        self.lifecycle_pid = state.get("lifecycle_pid", 0)
 
     def get_state(self) -> dict[str, Any]:
         state = super().get_state()
         if self.workspace:
             state["workspace"] = self.workspace
             state["server_dir"] = self.server_dir
+        if self.lifecycle_pid:
+            state["lifecycle_pid"] = self.lifecycle_pid
         return state
 
     # -- start ---------------------------------------------------------------------------
@@ -252,6 +283,17 @@ class LocalCodespaceSpawner(LocalProcessSpawner):
             log.step(1, str(error))
             log.close()
             raise
+        self._end_background()  # left by an earlier start of this server
+        try:
+            return await self._start(options, log)
+        except asyncio.CancelledError:  # the user stopped a pending spawn
+            log.step(99, "stopped while starting")
+            self._release_gpu()
+            raise
+        finally:
+            log.close()
+
+    async def _start(self, options: UserOptions, log: ProgressLog) -> tuple[str, int]:
         paths = self.local_paths()
         self.workspace, self.server_dir = str(paths.workspace), str(paths.server_dir)
         paths.server_dir.mkdir(parents=True, exist_ok=True)
@@ -269,10 +311,10 @@ class LocalCodespaceSpawner(LocalProcessSpawner):
                 base_env=os.environ,
                 datasets=datasets,
                 check_spec=lambda spec: self._claim_gpu(spec, log),
+                lifecycle_timeout=self.lifecycle_timeout or None,
             )
         except Exception as error:
             log.step(99, f"failed: {error}")
-            log.close()
             self._release_gpu()
             raise
         self._apply(prepared, options, datasets)
@@ -283,11 +325,43 @@ class LocalCodespaceSpawner(LocalProcessSpawner):
         except Exception:
             self._release_gpu()
             raise
-        finally:
-            log.close()
         if self.pid:
             self._gpu_registry().started(self._gpu_key(), self.pid)
+        self._start_background(prepared, paths)
         return started
+
+    def _start_background(self, prepared: Prepared, paths: LocalPaths) -> None:
+        """Run the lifecycle commands after ``waitFor`` beside the server (own group)."""
+        if not prepared.background:
+            return
+        job = write_job(
+            paths.server_dir / "lifecycle-job.json",
+            paths.workspace,
+            prepared.lifecycle_env,
+            prepared.background,
+        )
+        with (paths.server_dir / "lifecycle-runner.log").open("ab") as output:
+            process = subprocess.Popen(
+                runner_argv(job),
+                cwd=paths.workspace,
+                stdin=subprocess.DEVNULL,
+                stdout=output,
+                stderr=output,
+                start_new_session=True,
+                env=prepared.lifecycle_env,
+            )
+        self.lifecycle_pid = process.pid
+        self._lifecycle_process = process  # reaped in _end_background
+
+    def _end_background(self) -> None:
+        """End the background lifecycle commands (their whole process group)."""
+        if self.lifecycle_pid:
+            kill_group(self.lifecycle_pid)
+        process = getattr(self, "_lifecycle_process", None)
+        if process is not None:
+            process.wait()
+            self._lifecycle_process = None
+        self.lifecycle_pid = 0
 
     # -- GPU -----------------------------------------------------------------------------
 
@@ -324,12 +398,14 @@ class LocalCodespaceSpawner(LocalProcessSpawner):
         dataset catalog (our server extension's settings, in a per-server config dir)."""
         paths = self.local_paths()
         server_config = paths.server_dir / "jupyter-config"
-        _write_private_json(
-            server_config / "jupyter_server_config.json",
-            extension_config(datasets, paths.workspace),
-        )
+        config = extension_config(datasets, paths.workspace)
+        config["ServerApp"]["terminado_settings"] = {
+            "shell_command": ["/bin/bash", "--rcfile", str(_write_bashrc(paths.server_dir))]
+        }
+        _write_private_json(server_config / "jupyter_server_config.json", config)
         self.notebook_dir = str(paths.workspace)
-        self.default_url = f"/lab/tree/{ERRORS_FILE}" if prepared.problems else "/lab"
+        noteworthy = prepared.problems or prepared.warnings
+        self.default_url = f"/lab/tree/{ERRORS_FILE}" if noteworthy else "/lab"
         profile_env = self._profile(options.profile).get("env", {})
         jupyter_path = [str(paths.jupyter_data), os.environ.get("JUPYTER_PATH", "")]
         config_path = [
@@ -398,6 +474,7 @@ class LocalCodespaceSpawner(LocalProcessSpawner):
         """Stop the server, then whatever it left in its process group (code-server's
         extension host outlives its parent otherwise)."""
         group = self.pid
+        self._end_background()
         await super().stop(now=now)
         if group:
             await _end_process_group(group)

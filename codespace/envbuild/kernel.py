@@ -31,8 +31,12 @@ def _platform_pin(distribution: str, fallback: str) -> str:
 
 
 def kernel_layer_requirements() -> list[str]:
-    """Requirements of the kernel layer (installed after the repository's own)."""
-    return ["ipykernel>=6.29", _platform_pin("ipywidgets", "ipywidgets>=8.1")]
+    """Requirements of the kernel layer (installed after the repository's own).
+
+    pip is part of it so that ``pip install`` works in every codespace: it installs into the
+    codespace's own layer (:mod:`codespace.envbuild.overlay`), never into the shared env.
+    """
+    return ["ipykernel>=6.29", _platform_pin("ipywidgets", "ipywidgets>=8.1"), "pip"]
 
 
 def kernel_layer_digest() -> str:
@@ -65,8 +69,18 @@ def env_vars(env: Path, base_path: str) -> dict[str, str]:
     return {"VIRTUAL_ENV": str(env), "PATH": f"{env / 'bin'}:{base_path}"}
 
 
-def write_kernelspec(env: Path, data_dir: Path, display_name: str, *, base_path: str) -> Path:
-    """Write the ``codespace`` kernelspec for ``env`` under ``data_dir/kernels``; return its dir."""
+def write_kernelspec(
+    env: Path,
+    data_dir: Path,
+    display_name: str,
+    *,
+    base_path: str,
+    variables: dict[str, str] | None = None,
+) -> Path:
+    """Write the ``codespace`` kernelspec for ``env`` under ``data_dir/kernels``; return its dir.
+
+    ``variables`` replaces the kernel's environment variables (default: :func:`env_vars`).
+    """
     spec_dir = data_dir / "kernels" / KERNEL_NAME
     spec_dir.mkdir(parents=True, exist_ok=True)
     spec = {
@@ -79,7 +93,7 @@ def write_kernelspec(env: Path, data_dir: Path, display_name: str, *, base_path:
         ],
         "display_name": display_name,
         "language": "python",
-        "env": env_vars(env, base_path),
+        "env": variables if variables is not None else env_vars(env, base_path),
         "metadata": {"debugger": True},
     }
     (spec_dir / "kernel.json").write_text(json.dumps(spec, indent=1) + "\n")

@@ -6,6 +6,20 @@ hash, the requested Python version and the kernel layer. A finished environment 
 rebuilt. A file lock per key lets concurrent spawns of the same environment wait for one build.
 uv never downloads a Python (``UV_PYTHON_DOWNLOADS=never``): when the requested version is not
 on the machine, the platform's Python is used and a warning says so.
+
+What is installed, in order (:func:`plan_environment`):
+
+1. conda environment files (``python.environmentFile``, or a ``.yml`` among the
+   requirements): their Python packages from the package index (no conda channel is reached
+   locally; see :mod:`codespace.envbuild.conda`), their ``pip:`` entries as written. An
+   entry that cannot be installed is left out, the others are installed, and a warning names it;
+2. requirement files (a failure here fails the build, as before);
+3. the dependencies of the repository's own project (``installProject``, ``pip: [-e .]``);
+   the project itself is linked per codespace by :meth:`UvEnvBuilder.install_projects`;
+4. the kernel layer.
+
+Warnings (what is missing, a Python fallback) are kept in the marker, so a cache hit
+repeats them.
 """
 
 from __future__ import annotations
@@ -23,17 +37,22 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from codespace.envbuild.conda import CondaPlan, Project, plan_conda_install
+from codespace.envbuild.install import install_units
 from codespace.envbuild.kernel import (
     kernel_layer_digest,
     kernel_layer_requirements,
     link_codespace_package,
 )
+from codespace.envbuild.project import install_project, install_project_dependencies
+from codespace.sources.conda import is_environment_file, read_environment
+from codespace.spec.errors import SpecError
+from codespace.spec.files import read_text
 from codespace.spec.model import Codespace
 from codespace.streaming import Finished, stream
 
 OnLine = Callable[[str], None]
 MARKER = "codespace-env.json"
-UNSUPPORTED_SUFFIXES = (".yml", ".yaml")
 
 
 class EnvBuildError(RuntimeError):
@@ -49,6 +68,8 @@ class BuiltEnv:
     cache_hit: bool
     seconds: float
     warnings: list[str] = field(default_factory=list)
+    # Repository paths of projects to link editable per codespace (install_projects).
+    projects: list[str] = field(default_factory=list)
 
     @property
     def python(self) -> Path:
@@ -71,6 +92,34 @@ def find_uv() -> str:
 def platform_python() -> str:
     """The interpreter behind the platform's virtualenv (used when a version is unavailable)."""
     return getattr(sys, "_base_executable", None) or sys.executable
+
+
+@dataclass
+class EnvPlan:
+    """What an environment installs, read from the repository's files."""
+
+    python: str | None
+    conda: list[CondaPlan] = field(default_factory=list)
+    requirements: list[str] = field(default_factory=list)
+    projects: list[Project] = field(default_factory=list)
+
+
+def plan_environment(root: Path, spec: Codespace) -> EnvPlan:
+    """Read the environment files ``spec`` names; a broken one raises :class:`SpecError`."""
+    python = spec.python
+    names = [python.environmentFile] if python.environmentFile else []
+    names += [name for name in python.requirements if is_environment_file(name)]
+    conda = [
+        plan_conda_install(read_environment(read_text(root, name), name), root)
+        for name in dict.fromkeys(names)
+    ]
+    projects = [Project(".")] if python.installProject else []
+    for project in (p for plan in conda for p in plan.projects):
+        if all(project.path != known.path for known in projects):
+            projects.append(project)
+    version = python.version or next((plan.python for plan in conda if plan.python), None)
+    requirements = [name for name in python.requirements if not is_environment_file(name)]
+    return EnvPlan(version, conda, requirements, projects)
 
 
 def env_key(env_hash: str, python_version: str | None) -> str:
@@ -129,35 +178,66 @@ class UvEnvBuilder:
         """Return the environment for ``spec`` (from the cache, or built now)."""
         started = time.monotonic()
         say = on_line or (lambda _line: None)
-        version = spec.python.version
+        try:
+            plan = plan_environment(root, spec)
+        except SpecError as error:
+            raise EnvBuildError(f"the environment files have errors:\n{error}") from None
+        version = plan.python
         path = self.env_path(env_hash, version)
         self.envs_dir.mkdir(parents=True, exist_ok=True)
         async with _locked(path.with_suffix(".lock"), say):
             marker = path / MARKER
             if marker.is_file():
                 info = json.loads(marker.read_text())
-                return BuiltEnv(path, info["python"], True, time.monotonic() - started)
+                cached = BuiltEnv(path, info["python"], True, time.monotonic() - started)
+                cached.warnings = list(info.get("warnings", []))
+                cached.projects = list(info.get("projects", []))
+                for warning in cached.warnings:
+                    say(f"warning: {warning}")
+                return cached
             warnings: list[str] = []
             if path.exists():
                 say("removing an unfinished build of this environment")
                 await asyncio.to_thread(shutil.rmtree, path)
             try:
                 python = await self._create(path, version, warnings, say)
-                await self._install(root, path, spec, warnings, say)
+                await self._install(root, path, plan, warnings, say)
                 link_codespace_package(path)
             except BaseException:
                 await asyncio.to_thread(shutil.rmtree, path, True)
                 raise
+            projects = [project.path for project in plan.projects]
             info = {
                 "env_hash": env_hash,
                 "python": python,
                 "requested_python": version,
                 "requirements": spec.python.requirements,
+                "environment_files": [conda.file for conda in plan.conda],
                 "kernel_layer": kernel_layer_requirements(),
+                "warnings": warnings,
+                "projects": projects,
                 "built_at": time.time(),
             }
             marker.write_text(json.dumps(info, indent=1) + "\n")
-            return BuiltEnv(path, python, False, time.monotonic() - started, warnings)
+            return BuiltEnv(path, python, False, time.monotonic() - started, warnings, projects)
+
+    async def install_projects(
+        self, built: BuiltEnv, workspace: Path, python: Path, *, on_line: OnLine | None = None
+    ) -> list[str]:
+        """Link each of ``built.projects`` from ``workspace`` editable into ``python``'s
+        environment (the codespace's own layer, never ``built.python``); return warnings.
+
+        See :func:`codespace.envbuild.project.install_project` for the contract.
+        """
+        warnings = []
+        for project in built.projects:
+            directory = (workspace / project).resolve()
+            result = await install_project(
+                python, directory, uv=self.uv, env=self._env(), on_line=on_line
+            )
+            if result.warning:
+                warnings.append(result.warning)
+        return warnings
 
     async def _create(self, path: Path, version: str | None, warnings: list[str], say) -> str:
         argv = [self.uv, "venv", "--no-project", "--no-config", "--quiet"]
@@ -165,12 +245,12 @@ class UvEnvBuilder:
         if version:
             finished = await stream([*argv, "--python", version, str(path)], env=self._env())
             if not finished.ok:
-                warning = (
+                _warn(
+                    warnings,
+                    say,
                     f"Python {version} is not available on this machine; "
-                    f"using the platform's Python instead"
+                    f"using the platform's Python instead",
                 )
-                warnings.append(warning)
-                say(f"warning: {warning}")
                 shutil.rmtree(path, ignore_errors=True)
         if finished is None or not finished.ok:
             finished = await stream(
@@ -185,32 +265,61 @@ class UvEnvBuilder:
         return probe.tail[-1] if probe.ok and probe.tail else "unknown"
 
     async def _install(
-        self, root: Path, path: Path, spec: Codespace, warnings: list[str], say
+        self, root: Path, path: Path, plan: EnvPlan, warnings: list[str], say
     ) -> None:
-        requirement_args: list[str] = []
-        for name in spec.python.requirements:
-            if name.endswith(UNSUPPORTED_SUFFIXES):
-                warning = f"{name}: conda environment files are not installed in local mode"
-                warnings.append(warning)
-                say(f"warning: {warning}")
-                continue
-            requirement_args += ["-r", str((root / name).resolve())]
         install = [self.uv, "pip", "install", "--python", str(path / "bin" / "python")]
-        if requirement_args:
-            say(f"uv pip install {' '.join(spec.python.requirements)}")
+        for conda in plan.conda:
+            await self._install_conda(install, conda, warnings, say)
+        if plan.requirements:
+            requirement_args: list[str] = []
+            for name in plan.requirements:
+                requirement_args += ["-r", str((root / name).resolve())]
+            say(f"uv pip install {' '.join(plan.requirements)}")
             finished = await stream(
                 [*install, *requirement_args], cwd=root, env=self._env(), on_line=say
             )
             if not finished.ok:
                 raise EnvBuildError(
-                    f"installing {', '.join(spec.python.requirements)} failed:\n"
-                    f"{finished.tail_text()}"
+                    f"installing {', '.join(plan.requirements)} failed:\n{finished.tail_text()}"
                 )
+        for project in plan.projects:
+            warning = await install_project_dependencies(
+                install, root, project.path, project.extras, env=self._env(), on_line=say
+            )
+            if warning:
+                _warn(warnings, say, warning)
         layer = kernel_layer_requirements()
         say(f"kernel layer: uv pip install {' '.join(layer)}")
         finished = await stream([*install, *layer], cwd=root, env=self._env(), on_line=say)
         if not finished.ok:
             raise EnvBuildError(f"installing the kernel layer failed:\n{finished.tail_text()}")
+
+    async def _install_conda(
+        self, install: list[str], conda: CondaPlan, warnings: list[str], say
+    ) -> None:
+        say(f"{conda.file}: installing its Python packages from the package index with uv")
+        for note in conda.notes:
+            _warn(warnings, say, note)
+        for conda_name, pypi_name in conda.renamed:
+            say(f"  conda {conda_name} is {pypi_name} on PyPI")
+        if conda.skipped:
+            _warn(
+                warnings,
+                say,
+                f"{conda.file}: not installed in local mode (no PyPI package): "
+                + ", ".join(conda.skipped),
+            )
+        outcome = await install_units(
+            install, conda.units, common=conda.common, cwd=conda.cwd, env=self._env(), on_line=say
+        )
+        if outcome.failed:
+            missing = "; ".join(f"{unit.label} ({why})" for unit, why in outcome.failed)
+            _warn(warnings, say, f"{conda.file}: not installed (uv could not install): {missing}")
+
+
+def _warn(warnings: list[str], say: OnLine, text: str) -> None:
+    warnings.append(text)
+    say(f"warning: {text}")
 
 
 @contextlib.asynccontextmanager

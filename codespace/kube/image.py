@@ -18,10 +18,14 @@ import shlex
 from dataclasses import dataclass
 
 from codespace.kube.config import KubeConfig
+from codespace.sources.conda import is_environment_file
 from codespace.spec.model import Codespace
 
 KERNEL_LAYER = ("ipykernel", "ipywidgets")
 ENV_PREFIX = "/opt/codespace/env"
+# A conda environment.yml is solved by micromamba (a static binary, copied from its image).
+MICROMAMBA_IMAGE = "mambaorg/micromamba:2.0.5"
+CONDA_CHANNELS = ("conda-forge",)  # used when the file names none (after its own)
 CONTEXT_DIR = "/build/context"
 DOCKERFILE_DIR = "/build/dockerfile"
 _COMPONENT = re.compile(r"[^a-z0-9]+")
@@ -61,16 +65,60 @@ class ImageChoice:
 
 
 def _needs_layers(codespace: Codespace) -> bool:
-    return bool(codespace.apt or codespace.python.requirements or codespace.postBuild) or bool(
-        codespace.python.version
+    python = codespace.python
+    return bool(codespace.apt or python.requirements or codespace.postBuild) or bool(
+        python.version or python.environmentFile
     )
 
 
-def render_dockerfile(codespace: Codespace, base_image: str) -> str:
+def conda_files(codespace: Codespace) -> list[str]:
+    """The conda environment files of the spec (``environmentFile``, ``.yml`` requirements)."""
+    python = codespace.python
+    names = [python.environmentFile] if python.environmentFile else []
+    names += [name for name in python.requirements if is_environment_file(name)]
+    return list(dict.fromkeys(names))
+
+
+def _conda_lines(codespace: Codespace, files: list[str], micromamba_image: str) -> list[str]:
+    """Solve the environment files with micromamba into ``ENV_PREFIX``.
+
+    The repository is bind-mounted (read-write, writes discarded) rather than copied, so
+    ``-r``/``-e`` paths in ``pip:`` sections work from each file's directory as in conda,
+    and no repository file stays in a layer.
+    """
+    context = "/tmp/codespace-build/context"
+    root_prefix = "/tmp/codespace-mamba"
+    rc = "/tmp/codespace-mambarc"
+    channels = "".join(f"  - {channel}\\n" for channel in CONDA_CHANNELS)
+    extra = ["pip"]
+    if codespace.python.version:
+        extra.insert(0, f"python={codespace.python.version}")
+    create = [
+        "micromamba create --yes",
+        f"--rc-file {rc}",
+        f"--root-prefix {root_prefix}",
+        f"--prefix {ENV_PREFIX}",
+        *(f"--file {shlex.quote(f'{context}/{name}')}" for name in files),
+        *(shlex.quote(spec) for spec in extra),
+    ]
+    return [
+        f"RUN printf 'channels:\\n{channels}' > {rc}",
+        f"RUN --mount=type=bind,source=.,target={context},rw \\",
+        "    " + " ".join(create) + " \\",
+        f" && micromamba clean --all --yes --root-prefix {root_prefix} \\",
+        f" && rm -rf {root_prefix} {rc}",
+    ]
+
+
+def render_dockerfile(
+    codespace: Codespace, base_image: str, *, micromamba_image: str = MICROMAMBA_IMAGE
+) -> str:
     """A Dockerfile that adds the spec's environment to the single-user base image.
 
-    The repository environment is a uv venv at ``/opt/codespace/env`` that becomes the default
-    kernel; Jupyter itself stays in the base image's platform environment.
+    The repository environment at ``/opt/codespace/env`` becomes the default kernel: a uv
+    venv, or, for a conda environment file, the conda environment micromamba solves from it
+    (the cluster reaches conda channels). Jupyter itself stays in the base image's platform
+    environment.
     """
     lines = [
         "# Rendered by codespace from the repository's spec; built by the codespace build Job.",
@@ -85,18 +133,30 @@ def render_dockerfile(codespace: Codespace, base_image: str) -> str:
             f" {packages} \\",
             " && rm -rf /var/lib/apt/lists/*",
         ]
+    conda = conda_files(codespace)
+    owned = ENV_PREFIX.rsplit("/", 1)[0] if conda else ENV_PREFIX  # micromamba makes the env
+    if conda:
+        lines.append(f"COPY --from={micromamba_image} /bin/micromamba /usr/local/bin/micromamba")
     lines += [
-        f"RUN mkdir -p {ENV_PREFIX} && chown ${{NB_UID:-1000}}:${{NB_GID:-100}} {ENV_PREFIX}",
+        f"RUN mkdir -p {owned} && chown ${{NB_UID:-1000}}:${{NB_GID:-100}} {owned}",
         "USER ${NB_UID:-1000}",
         "WORKDIR /tmp/codespace-build",
     ]
-    python = shlex.quote(codespace.python.version or "3.11")
-    lines.append(f"RUN uv venv --python {python} {ENV_PREFIX}")
-    for index, requirement in enumerate(codespace.python.requirements):
+    if conda:
+        lines += _conda_lines(codespace, conda, micromamba_image)
+    else:
+        python = shlex.quote(codespace.python.version or "3.11")
+        lines.append(f"RUN uv venv --python {python} {ENV_PREFIX}")
+    requirements = [
+        (index, name)
+        for index, name in enumerate(codespace.python.requirements)
+        if not is_environment_file(name)
+    ]
+    for index, requirement in requirements:
         target = f"/tmp/codespace-build/req{index}-{requirement.rsplit('/', 1)[-1]}"
         lines.append(f"COPY {json.dumps(requirement)} {json.dumps(target)}")
     install = [f"uv pip install --python {ENV_PREFIX}/bin/python", *KERNEL_LAYER]
-    for index, requirement in enumerate(codespace.python.requirements):
+    for index, requirement in requirements:
         name = requirement.rsplit("/", 1)[-1]
         target = shlex.quote(f"/tmp/codespace-build/req{index}-{name}")
         install.append(f"-r {target}")

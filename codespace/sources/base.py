@@ -13,8 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+
 from ..spec.errors import Diagnostic, Location, SpecError
 from ..spec.files import relpath
+from ..spec.model import VSCode
 from ..spec.parse import Document, Path_
 
 
@@ -94,3 +97,30 @@ def normalise_paths(document: Document, base_dir: str) -> None:
             raise SpecError.at(
                 document.locate(path), f"{'.'.join(map(str, path))}: {error}"
             ) from None
+
+
+# Tools whose section of ``customizations`` the model reads; their other keys are the tool's
+# own business (VS Code and Codespaces ignore what they do not know): warnings, not errors.
+TOOL_SECTIONS: dict[str, type[BaseModel]] = {"vscode": VSCode}
+
+
+def drop_unknown_tool_keys(document: Document) -> list[Diagnostic]:
+    """Remove keys the model does not read from ``customizations.<tool>``; one warning each."""
+    customizations = document.data.get("customizations")
+    if not isinstance(customizations, dict):
+        return []
+    warnings = []
+    for tool, model in TOOL_SECTIONS.items():
+        section = customizations.get(tool)
+        if not isinstance(section, dict):
+            continue
+        for key in [k for k in section if k not in model.model_fields]:
+            del section[key]
+            warnings.append(
+                Diagnostic(
+                    f"customizations.{tool}.{key}: not used by codespaces; ignored",
+                    document.locate(("customizations", tool, key), key=True),
+                    "warning",
+                )
+            )
+    return warnings

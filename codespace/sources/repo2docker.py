@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -124,29 +125,7 @@ def read_directory(root: Path, directory: str, kind: str) -> Found:
             )
         return Found(kind, source, document, files, warnings)
 
-    python: dict[str, Any] = {}
-    environment = [p for name in ENVIRONMENT_FILES if (p := present(name))]
-    if environment:
-        python["manager"] = "conda"
-        python["environmentFile"] = environment[0]
-        document.values[("python", "environmentFile")] = Location(environment[0])
-        files.append(environment[0])
-    if requirements := present("requirements.txt"):
-        python["requirements"] = [requirements]
-        document.values[("python", "requirements", 0)] = Location(requirements)
-        files.append(requirements)
-    if runtime := present("runtime.txt"):
-        files.append(runtime)
-        version = _runtime(root, runtime, warnings)
-        if version:
-            python["version"] = version
-            document.values[("python", "version")] = Location(runtime, 1, 1)
-    if not directory:
-        project = _installable_project(root, warnings)
-        if project:
-            python["installProject"] = True
-            document.values[("python", "installProject")] = Location(project)
-            files.append(project)
+    python = _python(root, directory, present, document, files, warnings)
     if python:
         data["python"] = python
     if apt := present("apt.txt"):
@@ -160,12 +139,80 @@ def read_directory(root: Path, directory: str, kind: str) -> Found:
     return Found(kind, source, document, files, warnings)
 
 
+def _python(
+    root: Path,
+    directory: str,
+    present: Callable[[str], str | None],
+    document: Document,
+    files: list[str],
+    warnings: list[Diagnostic],
+) -> dict[str, Any]:
+    """The ``python`` mapping from environment.yml, requirements.txt, runtime.txt and an
+    installable project at the root."""
+    python: dict[str, Any] = {}
+    environment = [p for name in ENVIRONMENT_FILES if (p := present(name))]
+    if environment:
+        python["manager"] = "conda"
+        python["environmentFile"] = environment[0]
+        document.values[("python", "environmentFile")] = Location(environment[0])
+        files.append(environment[0])
+    requirements = present("requirements.txt")
+    if requirements and environment:
+        # repo2docker picks its conda build pack for an environment.yml, which installs that
+        # file only: a requirements.txt (and the project itself) beside it is not installed.
+        warnings.append(
+            Diagnostic(
+                f"{requirements} is ignored: with {environment[0]} only the conda environment "
+                "is installed, as repo2docker does (list pip packages under 'pip:' in it)",
+                Location(requirements),
+                "warning",
+            )
+        )
+    elif requirements:
+        python["requirements"] = [requirements]
+        document.values[("python", "requirements", 0)] = Location(requirements)
+        files.append(requirements)
+    if runtime := present("runtime.txt"):
+        files.append(runtime)
+        version = _runtime(root, runtime, warnings)
+        if version:
+            python["version"] = version
+            document.values[("python", "version")] = Location(runtime, 1, 1)
+    if not directory:
+        project = _installable_project(root, warnings)
+        if project and environment:
+            warnings.append(
+                Diagnostic(
+                    f"the project ({project}) is not installed: with {environment[0]} only the "
+                    "conda environment is installed, as repo2docker does (add '-e .' under "
+                    "'pip:' in it)",
+                    Location(project),
+                    "warning",
+                )
+            )
+        elif project:
+            python["installProject"] = True
+            document.values[("python", "installProject")] = Location(project)
+            files.append(project)
+    return python
+
+
 def _runtime(root: Path, path: str, warnings: list[Diagnostic]) -> str | None:
     text = read_text(root, path).strip()
     first = text.splitlines()[0].strip() if text else ""
     match = RUNTIME.match(first)
     if match:
         return match[1]
+    if re.fullmatch(r"python-2(\.\d+){0,2}", first):
+        warnings.append(
+            Diagnostic(
+                f"runtime {first!r}: Python 2 is not supported; the platform's Python 3 is "
+                "used (the rest of the configuration is kept)",
+                Location(path, 1, 1),
+                "warning",
+            )
+        )
+        return None
     if first.startswith("r-") or first.startswith("julia"):
         warnings.append(
             Diagnostic(

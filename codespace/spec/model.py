@@ -65,14 +65,40 @@ class Python(_Model):
         return value
 
 
+Visibility = Literal["private", "user", "public"]
+OnAutoForward = Literal["notify", "openBrowser", "openPreview", "silent", "ignore"]
+
+
 class Port(_Model):
     port: int = Field(..., ge=1, le=65535, description="TCP port inside the codespace")
     label: str | None = None
-    visibility: Literal["private", "user", "public"] = Field(
+    visibility: Visibility = Field(
         "private", description="private: owner only; user: users of the hub; public: anyone"
     )
     protocol: Literal["http", "https"] | None = None
-    onAutoForward: Literal["notify", "openBrowser", "openPreview", "silent", "ignore"] | None = None
+    onAutoForward: OnAutoForward | None = None
+
+
+class PortAttributes(_Model):
+    """Attributes of a port that is not forwarded from the start (applied when detected)."""
+
+    label: str | None = None
+    visibility: Visibility | None = None
+    protocol: Literal["http", "https"] | None = None
+    onAutoForward: OnAutoForward | None = None
+
+
+def _port_key(key: str) -> str:
+    """A ``portsAttributes`` key: a port ``"8080"`` or a range ``"40000-55000"``."""
+    match = re.fullmatch(r"(\d{1,5})(?:-(\d{1,5}))?", key)
+    if match:
+        low, high = int(match[1]), int(match[2] or match[1])
+        if 1 <= low <= high <= 65535:
+            return key
+    raise ValueError(f"{key!r} is not a port (1-65535) or a port range such as '40000-55000'")
+
+
+PortKey = Annotated[str, AfterValidator(_port_key)]
 
 
 class VSCode(_Model):
@@ -133,7 +159,14 @@ class Resources(_Model):
         if isinstance(value, int) and not isinstance(value, bool):
             return {"count": value}
         if isinstance(value, float):
-            return {"fraction": value} if value < 1 else {"count": int(value)}
+            if value < 1:
+                return {"fraction": value}
+            if value.is_integer():
+                return {"count": int(value)}
+            raise ValueError(
+                f"{value:g} GPUs: a GPU amount is a fraction of one GPU (0 < f <= 1) or a "
+                "whole number of GPUs"
+            )
         return value
 
     @field_validator("memory", "storage")
@@ -239,6 +272,14 @@ def _check_command(value: Any) -> Any:
     )
 
 
+WaitFor = Literal[
+    "initializeCommand",
+    "onCreateCommand",
+    "updateContentCommand",
+    "postCreateCommand",
+    "postStartCommand",
+]
+
 # Keys whose value defines the built environment (covered by the environment hash).
 ENVIRONMENT_KEYS = ("image", "build", "python", "apt", "features", "postBuild")
 
@@ -258,12 +299,25 @@ class Codespace(_Model):
     postCreateCommand: Command | None = None
     postStartCommand: Command | None = None
     postAttachCommand: Command | None = None
+    waitFor: WaitFor | None = Field(
+        None,
+        description="The lifecycle command the codespace waits for before it is ready; "
+        "unset means the devcontainer default, updateContentCommand",
+    )
     containerEnv: dict[str, str] = Field(default_factory=dict)
     remoteEnv: dict[str, str | None] = Field(default_factory=dict)
     secrets: dict[str, Secret] = Field(
         default_factory=dict, description="Declared secret names; values are never stored here"
     )
     ports: list[Port] = Field(default_factory=list)
+    portsAttributes: dict[PortKey, PortAttributes] = Field(
+        default_factory=dict,
+        description="Attributes of ports (or port ranges) that are not forwarded from the "
+        "start, applied when the port is detected",
+    )
+    otherPortsAttributes: PortAttributes | None = Field(
+        None, description="Attributes of any other detected port"
+    )
     customizations: Customizations = Field(default_factory=Customizations)
     resources: Resources = Field(default_factory=Resources)
     datasets: list[Dataset] = Field(default_factory=list)

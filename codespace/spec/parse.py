@@ -244,13 +244,14 @@ class _JsoncParser:
             offset = self.skip(offset)
             if not self.text.startswith('"', offset):
                 raise self.fail(offset, "expected a property name in double quotes")
+            start = offset
             try:
                 key, offset = json.decoder.scanstring(self.text, offset + 1)
             except json.JSONDecodeError as error:
                 raise self.fail(error.pos, error.msg) from None
             if key in result:
-                raise SpecError.at(self.at(offset - len(key) - 2), f"duplicate key {key!r}")
-            self.document.keys[(*path, key)] = self.at(offset - len(key) - 2)
+                raise SpecError.at(self.at(start), f"duplicate key {key!r}")
+            self.document.keys[(*path, key)] = self.at(start)
             offset = self.skip(offset)
             if not self.text.startswith(":", offset):
                 raise self.fail(offset, "expected ':' after a property name")

@@ -2,7 +2,7 @@
 
 The resolved model's schema plus what only the manifest accepts: ``extends`` and the
 shorthands the model's validators expand (``gpu: true`` or a number, ``secrets`` as a
-list of names, ``idleTimeout: "30m"``).
+list of names, ``idleTimeout: "30m"``), and the shape of ``portsAttributes`` keys.
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ def _schema() -> dict[str, Any]:
             {k: v for k, v in secrets.items() if k != "description"},
         ],
     }
+    properties["portsAttributes"]["propertyNames"] = {"pattern": r"^\d{1,5}(-\d{1,5})?$"}
     idle = defs["Lifetime"]["properties"]["idleTimeout"]
     idle["anyOf"] = [{"type": "string", "pattern": r"^\s*\d+\s*[smhd]?\s*$"}, *idle["anyOf"]]
     return schema

@@ -45,7 +45,7 @@ def diagnostics(error: ValidationError, document: Document) -> list[Diagnostic]:
             if first["type"] not in ("missing", "value_error") and _is_scalar(first.get("input")):
                 message = f"{message} (got {first['input']!r})"
             location = document.locate(path)
-        where = _dotted(path)
+        where = dotted(path)
         result.append(Diagnostic(f"{where}: {message}" if where else message, location))
     return sorted(result, key=lambda d: (d.location or (), d.message))  # type: ignore[arg-type,return-value]
 
@@ -86,7 +86,8 @@ def _is_tag(step: str) -> bool:
     return any(ch in step for ch in "[]()-,") or step in ("str", "int", "float", "bool", "list")
 
 
-def _dotted(path: Path_) -> str:
+def dotted(path: Path_) -> str:
+    """``("ports", 0, "port")`` as ``ports[0].port``."""
     out = ""
     for step in path:
         out += f"[{step}]" if isinstance(step, int) else (f".{step}" if out else str(step))

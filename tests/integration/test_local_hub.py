@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from pathlib import Path
 
 import psutil
@@ -52,6 +53,19 @@ def workspace(hub: RunningHub, user: str, server: str) -> Path:
     return hub.data_dir / "workspaces" / user / server
 
 
+def wait_for_background_commands(ws: Path, timeout: float = 60) -> dict:
+    """The lifecycle status once no command is pending or running (they run after waitFor)."""
+    path = ws / ".codespace-logs" / "lifecycle-status.json"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists():
+            commands = json.loads(path.read_text())["commands"]
+            if all(entry["state"] not in ("pending", "running") for entry in commands.values()):
+                return commands
+        time.sleep(0.2)
+    raise AssertionError(f"lifecycle commands still running after {timeout} s")
+
+
 def test_spawn_makes_the_repo_env_the_default_kernel(hub: RunningHub, repo: Path) -> None:
     events = hub.spawn("alice", "demo", {"repo": str(repo)})
     assert events[-1].get("ready"), messages(events)
@@ -62,7 +76,8 @@ def test_spawn_makes_the_repo_env_the_default_kernel(hub: RunningHub, repo: Path
     specs = hub.server_request("alice", "demo", "api/kernelspecs").json()
     assert specs["default"] == "codespace"
     python = specs["kernelspecs"]["codespace"]["spec"]["argv"][0]
-    assert str(hub.data_dir / "env-cache") in python
+    # the codespace's own layer (where its pip installs go) over the shared environment
+    assert python == str(hub.data_dir / "servers" / "alice" / "demo" / "env" / "bin" / "python")
     # the kernel side (SDK, widgets) imports in the repo env, which holds no pydantic of ours
     code = (
         "import importlib.util, cs_fixture_pkg, ipykernel; from codespace import datasets, widgets;"
@@ -80,13 +95,16 @@ def test_spawn_makes_the_repo_env_the_default_kernel(hub: RunningHub, repo: Path
 def test_post_create_runs_once_and_post_start_on_every_start(hub: RunningHub, repo: Path) -> None:
     events = hub.spawn("bob", "life", {"repo": str(repo)})
     assert events[-1].get("ready"), messages(events)
+    assert "postCreateCommand, postStartCommand will run in the background" in messages(events)
     ws = workspace(hub, "bob", "life")
+    assert wait_for_background_commands(ws)["postCreateCommand"]["state"] == "done"
     (ws / "my-notes.txt").write_text("unsaved work\n")
     hub.stop("bob", "life")
 
     events = hub.spawn("bob", "life", {"repo": str(repo)})
     assert events[-1].get("ready"), messages(events)
     assert "workspace kept" in messages(events)
+    wait_for_background_commands(ws)
     assert (ws / ".lifecycle-created").read_text().splitlines() == ["created"]
     assert (ws / ".lifecycle-started").read_text().splitlines() == ["started", "started"]
     assert (ws / "my-notes.txt").read_text() == "unsaved work\n"
@@ -103,12 +121,13 @@ def test_unchanged_environment_is_a_cache_hit(hub: RunningHub, repo: Path) -> No
     second = hub.spawn("carol", "two", {"repo": str(repo)})
     assert first[-1].get("ready") and second[-1].get("ready"), messages(second)
     assert "environment: cache hit" in messages(second)
-    one = hub.server_request("carol", "one", "api/kernelspecs").json()
-    two = hub.server_request("carol", "two", "api/kernelspecs").json()
-    assert (
-        one["kernelspecs"]["codespace"]["spec"]["argv"][0]
-        == two["kernelspecs"]["codespace"]["spec"]["argv"][0]
-    )
+    shared = [
+        json.loads(
+            (hub.data_dir / "servers" / "carol" / name / "env" / "codespace-layer.json").read_text()
+        )["base"]
+        for name in ("one", "two")
+    ]
+    assert shared[0] == shared[1] and shared[0].startswith(str(hub.data_dir / "env-cache"))
 
 
 def test_code_change_reuses_env_but_requirement_change_rebuilds(
@@ -224,7 +243,7 @@ def test_vscode_is_proxied_and_listens_on_no_network_port(hub: RunningHub, repo:
     ]
     assert launched, "code-server was not started on a unix socket"
     first_on_path = launched[0].environ()["PATH"].split(":")[0]
-    assert first_on_path.startswith(str(hub.data_dir / "env-cache" / "envs"))  # terminals
+    assert first_on_path == str(hub.data_dir / "servers" / "ivan" / "code" / "env" / "bin")
     tree = [launched[0], *launched[0].children(recursive=True)]
     listening = [
         conn
@@ -260,4 +279,4 @@ def test_vscode_extensions_install_from_local_vsix_and_missing_ones_are_listed(
     assert not any(name.startswith("nobody.") for name in installed)
     settings = json.loads((vscode_state / "user-data" / "Machine" / "settings.json").read_text())
     assert settings["editor.fontSize"] == 17
-    assert settings["python.defaultInterpreterPath"].startswith(str(hub.data_dir / "env-cache"))
+    assert settings["python.defaultInterpreterPath"].startswith(str(hub.data_dir / "servers"))

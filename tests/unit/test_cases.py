@@ -3,8 +3,9 @@
 ``expect.yaml`` keys (all optional): ``config``, ``mode`` (arguments to resolve());
 ``source``, ``source_kind``, ``env_files`` (exact); ``resolved`` (a subset of the resolved
 model: mappings compare key by key, lists item by item); ``provenance`` (a subset);
-``warnings`` (each a substring of one warning, or ``[]`` for none); ``error`` (a
-substring, or a list of them, of the error text; the case must fail).
+``warnings`` (each a substring of one warning, or ``[]`` for none); ``only_warnings``
+(true: every warning must match one of ``warnings``); ``error`` (a substring, or a list of
+them, of the error text; the case must fail).
 """
 
 from __future__ import annotations
@@ -73,3 +74,6 @@ def test_case(name: str) -> None:
             assert warnings == []
         for needle in expect["warnings"]:
             assert any(needle in w for w in warnings), f"{needle!r} not in {warnings}"
+        if expect.get("only_warnings"):
+            for warning in warnings:
+                assert any(n in warning for n in expect["warnings"]), f"unexpected: {warning}"

@@ -30,6 +30,11 @@ SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[Healt
 
 names = st.from_regex(r"[a-z][a-z0-9_]{0,10}(\.(py|ipynb|md|csv))?", fullmatch=True)
 contents = st.binary(max_size=200)
+# Environment files must be UTF-8 (resolve refuses others) and a line starting with '-' may
+# include another file (-r/-c); anything else is fair game.
+env_contents = st.text(st.characters(blacklist_characters="-", codec="utf-8"), max_size=200).map(
+    str.encode
+)
 
 
 @contextmanager
@@ -75,7 +80,7 @@ def test_code_and_notebook_changes_keep_the_hash(name: str, data: bytes) -> None
 
 
 @SETTINGS
-@given(which=st.sampled_from(ENV_FILES), data=contents)
+@given(which=st.sampled_from(ENV_FILES), data=env_contents)
 def test_any_environment_file_change_moves_the_hash(which: str, data: bytes) -> None:
     with repository() as root:
         before = env_hash(root)
@@ -171,3 +176,60 @@ def test_dockerfile_parsing() -> None:
     assert copy_sources("--chown=1000 src /dst") == ["src"]
     assert copy_sources("--from=build /out /out") is None
     assert copy_sources("https://example.com/x.tgz $HOME/y /dst") == []
+
+
+CONDA_ENV = """\
+name: demo
+dependencies:
+  - python=3.11
+  - numpy
+  - pip:
+    - -r requirements-pip.txt
+    - -e .
+"""
+
+
+@contextmanager
+def conda_repository() -> Iterator[Path]:
+    with tempfile.TemporaryDirectory() as directory:
+        root = Path(directory)
+        write(root, "binder/environment.yml", CONDA_ENV)
+        write(root, "binder/requirements-pip.txt", "-r more/extra.txt\nrich\n")
+        write(root, "binder/more/extra.txt", "tqdm\n")
+        write(root, "binder/setup.py", "from setuptools import setup\nsetup(name='demo')\n")
+        write(root, "notebook.ipynb", "{}\n")
+        yield root
+
+
+def test_pip_requirement_files_of_an_environment_file_are_inputs() -> None:
+    with conda_repository() as root:
+        first = resolve(root)
+        assert first.env_files == [
+            "binder/environment.yml",
+            "binder/more/extra.txt",
+            "binder/requirements-pip.txt",
+            "binder/setup.py",  # -e . in binder/environment.yml is binder/
+        ]
+        for changed in ("binder/requirements-pip.txt", "binder/more/extra.txt", "binder/setup.py"):
+            original = (root / changed).read_text()
+            write(root, changed, original + "pandas\n")
+            assert env_hash(root) != first.env_hash, changed
+            write(root, changed, original)
+        write(root, "notebook.ipynb", '{"cells": []}\n')
+        assert env_hash(root) == first.env_hash
+
+
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        ("name: demo\ndependencies:\n  - numpy\n  - {foo: bar}\n", "binder/environment.yml:4:6"),
+        ("dependencies: numpy\n", "binder/environment.yml:1:15"),
+        ("dependencies:\n  - pip:\n    - -r missing.txt\n", "binder/environment.yml:3:7"),
+    ],
+)
+def test_a_broken_environment_file_is_reported_at_its_line(text: str, where: str) -> None:
+    with conda_repository() as root:
+        write(root, "binder/environment.yml", text)
+        with pytest.raises(SpecError) as raised:
+            resolve(root)
+        assert str(raised.value).startswith(f"{where}: "), str(raised.value)

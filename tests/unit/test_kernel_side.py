@@ -193,9 +193,9 @@ def test_records_read_the_json_the_server_writes() -> None:
         records.FilePage.from_json({"dataset": "mnist"})
 
 
-def test_kernel_layer_is_ipykernel_and_platform_ipywidgets_only() -> None:
+def test_kernel_layer_is_ipykernel_platform_ipywidgets_and_pip_only() -> None:
     names = {
         re.split(r"[<>=!~ ;\[]", req, maxsplit=1)[0].lower() for req in kernel_layer_requirements()
     }
-    assert names == {"ipykernel", "ipywidgets"}
+    assert names == {"ipykernel", "ipywidgets", "pip"}  # pip: installs go to the codespace
     assert f"ipywidgets=={metadata.version('ipywidgets')}" in kernel_layer_requirements()

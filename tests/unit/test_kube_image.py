@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from codespace.envhash import dockerfile_instructions
 from codespace.kube.config import parse_config
 from codespace.kube.image import build_job, build_job_name, choose_image, image_name, repo_slug
 from codespace.spec.model import Codespace
@@ -130,3 +131,48 @@ def test_the_build_context_clone_script_checks_out_the_ref(tmp_path: Path):
     subprocess.run(["sh", "-c", script, "clone", *clone["args"]], check=True)
     assert (tmp_path / "build/context/requirements.txt").read_text() == "rich\n"
     assert (tmp_path / "build/dockerfile/Dockerfile").read_text() == choice.dockerfile
+
+
+def test_environment_yml_is_solved_by_micromamba():
+    codespace = Codespace(
+        python={
+            "manager": "conda",
+            "environmentFile": "binder/environment.yml",
+            "version": "3.12",
+            "requirements": ["requirements.txt"],
+        },
+        postBuild="binder/postBuild",
+    )
+    config = parse_config({})
+    choice = choose_image(codespace, config, "https://h/a.git", HASH, gpu=False)
+    text = choice.dockerfile
+    assert "COPY --from=mambaorg/micromamba:2.0.5 /bin/micromamba /usr/local/bin/micromamba" in text
+    assert "chown ${NB_UID:-1000}:${NB_GID:-100} /opt/codespace\n" in text
+    assert "uv venv" not in text
+    instructions = dockerfile_instructions(text)
+    [create] = [args for name, args in instructions if "micromamba create" in args]
+    # the repository is bind-mounted (writable, discarded) so pip: -r/-e paths work from the
+    # file's directory; the spec's Python joins the file's own specs; conda-forge by default
+    assert create.startswith("--mount=type=bind,source=.,target=/tmp/codespace-build/context,rw ")
+    assert "--prefix /opt/codespace/env" in create
+    assert "--file /tmp/codespace-build/context/binder/environment.yml python=3.12 pip" in create
+    assert "--rc-file /tmp/codespace-mambarc" in create and "micromamba clean --all" in create
+    assert ("RUN", "printf 'channels:\\n  - conda-forge\\n' > /tmp/codespace-mambarc") in (
+        instructions
+    )
+    # the kernel layer and requirement files go into the conda environment's Python
+    assert (
+        "uv pip install --python /opt/codespace/env/bin/python ipykernel ipywidgets"
+        " -r /tmp/codespace-build/req0-requirements.txt" in text
+    )
+    assert text.index("micromamba create") < text.index("ipykernel install")
+    assert text.index("ipykernel install") < text.index("binder/postBuild")
+    assert_valid(build_job(choice, config, repo="https://h/a.git", ref=None, namespace="ns"))
+
+
+def test_an_environment_file_among_the_requirements_is_a_conda_environment():
+    codespace = Codespace(python={"requirements": ["environment.yaml", "dev.txt"]})
+    text = choose_image(codespace, parse_config({}), "/r", HASH, gpu=False).dockerfile
+    assert "--file /tmp/codespace-build/context/environment.yaml pip" in text
+    assert "environment.yaml" not in text.split("micromamba clean")[1]
+    assert "-r /tmp/codespace-build/req1-dev.txt" in text

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -20,9 +22,30 @@ from codespace.spec.files import MAX_FILE_BYTES
 from codespace.spec.model import Codespace
 from codespace.spec.parse import parse_jsonc, parse_yaml
 from codespace.spec.schema import manifest_schema
+from codespace.spec.variables import devcontainer_id, expand, expand_env
 
 CASES = Path(__file__).resolve().parent.parent / "cases"
-KEYS = [*Codespace.model_fields, "forwardPorts", "hostRequirements", "portsAttributes", "cpu"]
+KEYS = [
+    *Codespace.model_fields,
+    "forwardPorts",
+    "hostRequirements",
+    "portsAttributes",
+    "cpu",
+    "extensions",
+    "settings",
+]
+VARIABLES = st.sampled_from(
+    [
+        "${localWorkspaceFolder}/x",
+        "${containerWorkspaceFolder}",
+        "${localWorkspaceFolderBasename}",
+        "${localEnv:A}",
+        "${localEnv:A:b}",
+        "${containerEnv:PATH}",
+        "${devcontainerId}",
+        "${HOME}",
+    ]
+)
 
 
 def write(root: Path, relative: str, text: str) -> Path:
@@ -202,7 +225,12 @@ def test_unknown_mode_is_refused(tmp_path: Path) -> None:
 # ------------------------------------------------------------------ never a traceback
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-10, 70000) | st.floats(-2, 2) | st.text(max_size=8),
+    st.none()
+    | st.booleans()
+    | st.integers(-10, 70000)
+    | st.floats(-2, 2)
+    | st.text(max_size=8)
+    | VARIABLES,
     lambda children: (
         st.lists(children, max_size=3)
         | st.dictionaries(st.sampled_from(KEYS) | st.text(max_size=6), children, max_size=4)
@@ -235,3 +263,139 @@ def test_any_manifest_resolves_or_fails_with_positions(data: dict[str, Any]) -> 
                 for diagnostic in error.diagnostics:
                     assert diagnostic.location is not None, str(diagnostic)
             (root / ".codespace/codespace.yaml").unlink(missing_ok=True)
+
+
+# ------------------------------------------------------------------ devcontainer variables
+
+
+def test_runtime_variables_expand_from_the_codespace_environment() -> None:
+    env = {"CODESPACE_WORKSPACE": "/home/jovyan/weather", "PATH": "/usr/bin"}
+    assert expand("${containerWorkspaceFolder}/src", env) == "/home/jovyan/weather/src"
+    assert expand("x-${containerWorkspaceFolderBasename}", env) == "x-weather"
+    assert expand("${containerEnv:PATH}:/opt", env) == "/usr/bin:/opt"
+    assert expand("${containerEnv:NOPE:fallback}|${containerEnv:NOPE}", env) == "fallback|"
+    assert expand("${HOME} stays", env) == "${HOME} stays"
+    assert expand_env({"A": "${containerWorkspaceFolder}", "B": None}, env) == {
+        "A": "/home/jovyan/weather"
+    }
+
+
+def test_devcontainer_id_is_stable_and_per_configuration() -> None:
+    first = devcontainer_id(".devcontainer/devcontainer.json")
+    assert first == devcontainer_id(".devcontainer/devcontainer.json")
+    assert len(first) == 52 and first.isalnum()
+    assert first != devcontainer_id(".devcontainer/gpu/devcontainer.json")
+
+
+def test_argv_command_with_the_workspace_runs_as_the_same_argv(tmp_path: Path) -> None:
+    """An argv list that needs the workspace becomes a /bin/sh string with the same words,
+    even when the workspace path has spaces and the arguments have quotes."""
+    repo = tmp_path / "repo"
+    write(
+        repo,
+        ".devcontainer/devcontainer.json",
+        json.dumps(
+            {
+                "image": "python:3.12",
+                "postStartCommand": [
+                    "printf",
+                    "%s\\n",
+                    "${containerWorkspaceFolder}/data",
+                    "it's ${containerWorkspaceFolderBasename}!",
+                    "${containerEnv:GREETING}",
+                    "$HOME",
+                ],
+            }
+        ),
+    )
+    command = resolve(repo, mode="kubernetes").codespace.postStartCommand
+    assert isinstance(command, str)
+    workspace = tmp_path / "my work space"
+    env = {"CODESPACE_WORKSPACE": str(workspace), "GREETING": "a  b", "PATH": "/usr/bin:/bin"}
+    out = subprocess.run(
+        ["/bin/sh", "-c", command], env=env, capture_output=True, text=True, check=True
+    ).stdout
+    assert out.splitlines() == [f"{workspace}/data", "it's my work space!", "a  b", "$HOME"]
+
+
+def test_resolution_does_not_depend_on_the_checkout_path(tmp_path: Path) -> None:
+    case = CASES / "devcontainer-variables-workspace" / "repo"
+    one = shutil.copytree(case, tmp_path / "a" / "checkout")
+    two = shutil.copytree(case, tmp_path / "elsewhere" / "weather-service")
+    a, b = resolve(one, mode="kubernetes"), resolve(two, mode="kubernetes")
+    assert a.env_hash == b.env_hash
+    assert a.codespace == b.codespace
+    assert str(tmp_path) not in json.dumps(a.to_dict())
+
+
+def test_a_workspace_path_that_leaves_the_repository_is_an_error(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        ".devcontainer/devcontainer.json",
+        '{\n  "build": {"dockerfile": "Dockerfile", "context": "${localWorkspaceFolder}/.."}\n}',
+    )
+    write(tmp_path, ".devcontainer/Dockerfile", "FROM python:3.12\n")
+    with pytest.raises(
+        SpecError,
+        match=r"devcontainer.json:2:52: build.context: '\$\{localWorkspaceFolder\}/\.\.' leaves",
+    ):
+        resolve(tmp_path)
+
+
+def test_the_local_env_of_the_hub_is_never_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HUB_SECRET", "s3cret")
+    write(tmp_path, ".devcontainer.json", '{"containerEnv": {"X": "${localEnv:HUB_SECRET}"}}')
+    resolution = resolve(tmp_path)
+    assert resolution.codespace.containerEnv == {"X": ""}
+    assert any("${localEnv:HUB_SECRET}" in str(w) for w in resolution.warnings)
+
+
+# ------------------------------------------------------------------ referenced files
+
+
+def test_requirement_files_over_one_mebibyte_are_refused(tmp_path: Path) -> None:
+    write(tmp_path, "requirements.txt", "-r big.txt\n")
+    write(tmp_path, "big.txt", "numpy\n" + "#" * MAX_FILE_BYTES)
+    with pytest.raises(SpecError, match=r"^big.txt: file is \d+ bytes"):
+        resolve(tmp_path)
+
+
+def test_referenced_scripts_must_be_utf8(tmp_path: Path) -> None:
+    write(tmp_path, "binder/requirements.txt", "numpy\n")
+    (tmp_path / "binder" / "postBuild").write_bytes(b"#!/bin/sh\necho \xff\n")
+    with pytest.raises(SpecError, match=r"^binder/postBuild:2:6: file is not valid UTF-8"):
+        resolve(tmp_path)
+
+
+def test_includes_that_leave_the_repository_or_are_urls(tmp_path: Path) -> None:
+    write(tmp_path, "requirements.txt", "-r https://example.invalid/r.txt\n-c ../../c.txt\n")
+    with pytest.raises(SpecError) as raised:
+        resolve(tmp_path)
+    assert str(raised.value) == (
+        "requirements.txt:2:4: include: '../../c.txt' leaves the repository"
+    )
+
+
+def test_gpu_whole_float_is_a_count() -> None:
+    assert Codespace.model_validate({"resources": {"gpu": 2.0}}).resources.gpu.count == 2  # type: ignore[union-attr]
+
+
+def test_schema_has_wait_for_and_port_attributes() -> None:
+    properties = manifest_schema()["properties"]
+    assert "postAttachCommand" not in str(properties["waitFor"])
+    assert {"portsAttributes", "otherPortsAttributes"} <= set(properties)
+    validator = jsonschema.Draft202012Validator(manifest_schema())
+    assert validator.is_valid({"waitFor": "onCreateCommand", "portsAttributes": {"1-9": {}}})
+    assert not validator.is_valid({"portsAttributes": {"db:5432": {}}})
+
+
+def test_validate_local_mode_lists_what_it_cannot_honour(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    repo = CASES / "codespace-local-mode-lists-what-it-cannot-honour" / "repo"
+    assert main(["validate", str(repo), "--mode", "local"]) == 0
+    err = capsys.readouterr().err
+    for key in ("image", "features", "apt", "start", "workspaceFolder"):
+        assert "warning: .codespace/codespace.yaml" in err and f": {key}: " in err, key
