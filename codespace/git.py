@@ -4,19 +4,25 @@ Every value that comes from a user went through :mod:`codespace.options` first (
 https/ssh/file URLs or absolute paths; refs that cannot look like options). Here it is passed
 to git as a separate argument after ``--`` or ``--end-of-options``, never through a shell, and
 git itself is limited to the allowed transports (``GIT_ALLOW_PROTOCOL``), never prompts, and
-ignores the user's and the system's git configuration hooks for the fetch.
+ignores the user's and the system's git configuration hooks for the fetch. With an
+:class:`~codespace.local.isolation.Isolation` every git command runs as the codespace's
+account (the workspace is the user's: root never runs git in it, where a ``core.fsmonitor``
+setting would run a command), so a source the account cannot read cannot be cloned.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
-from collections.abc import Callable, Sequence
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from codespace.options import validate_ref, validate_repo
+from codespace.local.isolation import Isolation
+from codespace.options import local_repo_path, validate_ref, validate_repo
 
 OnLine = Callable[[str], None]
 
@@ -55,18 +61,20 @@ def git_env(base: dict[str, str] | None = None) -> dict[str, str]:
 
 
 async def run_git(
-    args: Sequence[str], *, cwd: Path | None = None, on_line: OnLine | None = None
+    args: Sequence[str],
+    *,
+    cwd: Path | None = None,
+    on_line: OnLine | None = None,
+    isolation: Isolation | None = None,
+    extra_env: dict[str, str] | None = None,
 ) -> str:
     """Run ``git args...`` (an argument list), stream its lines, return stdout; raise GitError."""
+    iso = isolation or Isolation()
+    argv = ["git", "-c", "protocol.ext.allow=never", "-c", "core.hooksPath=/dev/null", *args]
     process = await asyncio.create_subprocess_exec(
-        "git",
-        "-c",
-        "protocol.ext.allow=never",
-        "-c",
-        "core.hooksPath=/dev/null",
-        *args,
+        *iso.as_account(argv),
         cwd=cwd,
-        env=git_env(),
+        env={**git_env(), **iso.env(), **(extra_env or {})},
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
@@ -95,37 +103,70 @@ def is_checkout(path: Path) -> bool:
 
 
 async def checkout(
-    repo: str, ref: str | None, workspace: Path, *, on_line: OnLine | None = None
+    repo: str,
+    ref: str | None,
+    workspace: Path,
+    *,
+    on_line: OnLine | None = None,
+    isolation: Isolation | None = None,
 ) -> Checkout:
     """Clone ``repo`` at ``ref`` into ``workspace``; keep a workspace that is already there.
 
-    A kept workspace is left exactly as the user left it (uncommitted work included).
+    A kept workspace is left exactly as the user left it (uncommitted work included). The
+    workspace's parent must exist (and belong to the account, with an isolation).
     """
     repo = validate_repo(repo)
     ref = validate_ref(ref) if ref else None
+    iso = isolation or Isolation()
     if is_checkout(workspace):
-        commit = await run_git(["rev-parse", "HEAD"], cwd=workspace)
+        commit = await run_git(["rev-parse", "HEAD"], cwd=workspace, isolation=iso)
         return Checkout(workspace, commit.strip(), ref, cloned=False)
     if workspace.exists() and any(workspace.iterdir()):
         raise GitError(f"workspace {workspace} exists, is not empty and is not a git checkout")
-    workspace.parent.mkdir(parents=True, exist_ok=True)
+    if not iso.active:
+        workspace.parent.mkdir(parents=True, exist_ok=True)
     partial = workspace.with_name(workspace.name + ".cloning")
     if partial.exists():
         await asyncio.to_thread(shutil.rmtree, partial)
-    await run_git(
-        ["clone", "--progress", "--no-checkout", "--", repo, str(partial)], on_line=on_line
-    )
-    target = await _resolve_ref(partial, ref)
+    with _trusted_source(repo, iso) as config:
+        await run_git(
+            ["clone", "--progress", "--no-checkout", "--", repo, str(partial)],
+            on_line=on_line,
+            isolation=iso,
+            extra_env=config,
+        )
+    target = await _resolve_ref(partial, ref, iso)
     if target.branch:
         switch = ["-B", target.branch, target.commit]
     else:
         switch = ["--detach", target.commit]
-    await run_git(["checkout", "--quiet", *switch, "--"], cwd=partial)
-    _exclude_platform_files(partial)
+    await run_git(["checkout", "--quiet", *switch, "--"], cwd=partial, isolation=iso)
+    _exclude_platform_files(partial, iso)
+    if iso.active:
+        iso.run(["chmod", "0700", "--", str(partial)])  # the user's alone
     if workspace.exists():
         workspace.rmdir()
     partial.rename(workspace)
     return Checkout(workspace, target.commit, ref, cloned=True)
+
+
+@contextlib.contextmanager
+def _trusted_source(repo: str, iso: Isolation) -> Iterator[dict[str, str]]:
+    """A local source belongs to someone else than the account that clones it (a directory
+    the admin allowed): let git read it (``safe.directory``, honoured only in a global config
+    by git 2.39). Its configuration can then only ever act as the account, never as root."""
+    source = local_repo_path(repo)
+    if source is None or not iso.active:
+        yield {}
+        return
+    fd, name = tempfile.mkstemp(prefix="codespace-clone-", suffix=".gitconfig")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(f"[safe]\n\tdirectory = {source}\n\tdirectory = {source}/.git\n")
+        os.chmod(name, 0o644)
+        yield {"GIT_CONFIG_GLOBAL": name}
+    finally:
+        os.unlink(name)
 
 
 @dataclass(frozen=True)
@@ -134,11 +175,13 @@ class _Target:
     branch: str | None
 
 
-async def _resolve_ref(path: Path, ref: str | None) -> _Target:
+async def _resolve_ref(path: Path, ref: str | None, iso: Isolation) -> _Target:
     """The commit for ``ref``: a remote branch, a tag, a commit; the default branch if None."""
     if ref is None:
-        commit = await run_git(["rev-parse", "--verify", "HEAD"], cwd=path)
-        branch = await run_git(["symbolic-ref", "--quiet", "--short", "HEAD"], cwd=path)
+        commit = await run_git(["rev-parse", "--verify", "HEAD"], cwd=path, isolation=iso)
+        branch = await run_git(
+            ["symbolic-ref", "--quiet", "--short", "HEAD"], cwd=path, isolation=iso
+        )
         return _Target(commit.strip(), branch.strip() or None)
     candidates = [
         (f"refs/remotes/origin/{ref}", ref),
@@ -150,6 +193,7 @@ async def _resolve_ref(path: Path, ref: str | None) -> _Target:
             commit = await run_git(
                 ["rev-parse", "--verify", "--quiet", "--end-of-options", f"{name}^{{commit}}"],
                 cwd=path,
+                isolation=iso,
             )
         except GitError:
             continue
@@ -157,18 +201,18 @@ async def _resolve_ref(path: Path, ref: str | None) -> _Target:
     raise GitError(f"ref {ref!r} is not a branch, tag or commit of the repository")
 
 
-async def origin_url(workspace: Path) -> str | None:
+async def origin_url(workspace: Path, isolation: Isolation | None = None) -> str | None:
     try:
-        return (await run_git(["remote", "get-url", "origin"], cwd=workspace)).strip() or None
+        argv = ["remote", "get-url", "origin"]
+        return (await run_git(argv, cwd=workspace, isolation=isolation)).strip() or None
     except GitError:
         return None
 
 
-def _exclude_platform_files(path: Path) -> None:
+def _exclude_platform_files(path: Path, iso: Isolation) -> None:
     exclude = path / ".git" / "info" / "exclude"
-    exclude.parent.mkdir(parents=True, exist_ok=True)
-    existing = exclude.read_text() if exclude.exists() else ""
+    existing = exclude.read_text() if exclude.is_file() and not exclude.is_symlink() else ""
     missing = [line for line in PLATFORM_FILES if line not in existing.splitlines()]
     if missing:
-        with exclude.open("a") as handle:
-            handle.write("\n# written by Codespace Hub\n" + "\n".join(missing) + "\n")
+        text = existing + "\n# written by Codespace Hub\n" + "\n".join(missing) + "\n"
+        iso.write_file(exclude, text)

@@ -1,7 +1,8 @@
 """Run a codespace's lifecycle commands as the devcontainer spec runs them.
 
 Order: (repo2docker's ``postBuild``), ``initializeCommand``, ``onCreateCommand``,
-``updateContentCommand``, ``postCreateCommand``, ``postStartCommand``, ``postAttachCommand``. The create-time commands
+``updateContentCommand``, ``postCreateCommand``, ``postStartCommand``, ``postAttachCommand``.
+The create-time commands
 (``onCreateCommand``, ``updateContentCommand``, ``postCreateCommand``) run once per workspace:
 each one that succeeds leaves a marker under ``.git/codespace-lifecycle/``, so a command that
 failed (and the ones after it) run again at the next start while the ones that succeeded do
@@ -30,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from codespace.lifecycle_status import LOG_DIR, LOG_FILE, StatusFile
+from codespace.local.limits import own_oom_kills
 from codespace.spec.model import LIFECYCLE_COMMANDS, Codespace, Command
 from codespace.streaming import stream
 
@@ -50,16 +52,52 @@ class LifecycleError(RuntimeError):
     """A lifecycle command failed or timed out; later commands did not run."""
 
     def __init__(
-        self, name: str, label: str, returncode: int, tail: str, *, timeout: float | None = None
+        self,
+        name: str,
+        label: str,
+        returncode: int,
+        tail: str,
+        *,
+        timeout: float | None = None,
+        out_of_memory: bool = False,
     ) -> None:
         self.name, self.label, self.returncode, self.tail = name, label, returncode, tail
+        self.out_of_memory = out_of_memory
         self.timeout = timeout
         self.timed_out = timeout is not None
         if timeout is not None:
             message = f"{name} ({label}) did not finish within {timeout:g} s and was stopped"
+        elif out_of_memory:
+            message = f"{name} ({label}) was killed: the codespace ran out of memory"
         else:
             message = f"{name} ({label}) exited with status {returncode}"
         super().__init__(message)
+
+    def markdown(self, *, background: bool = False) -> str:
+        """A section of ``CODESPACE_ERRORS.md`` that says what failed and what to do."""
+        if self.timed_out:
+            what = (
+                f"`{self.label}` did not finish within {self.timeout:g} s and was stopped; the "
+                "codespace started without it (raise the hub's lifecycle timeout, move the "
+                "command after `waitFor`, or make it finish sooner). It runs again at the "
+                "next start"
+            )
+        elif self.out_of_memory:
+            what = (
+                f"`{self.label}` was killed by the kernel: the codespace used all of its memory "
+                "limit (ask for more with `resources.memory`). It runs again at the next start"
+            )
+        else:
+            what = (
+                f"`{self.label}` exited with status {self.returncode}; it runs again at the "
+                "next start"
+            )
+        when = " (in the background, after the codespace started)" if background else ""
+        return (
+            f"## `{self.name}` failed{when}\n\n{what}, and the commands after it did not run. "
+            "The full output is in `.codespace-logs/lifecycle.log`.\n\n"
+            f"```\n{self.tail}\n```\n"
+        )
 
 
 @dataclass(frozen=True)
@@ -180,6 +218,7 @@ async def _run_step(
     async def one(label: str, command: str | list[str]) -> None:
         prefix = f"[{label}] " if label else ""
         emit(f"{prefix}$ {describe(command)}")
+        ooms = own_oom_kills()
         finished = await stream(
             to_argv(command),
             cwd=cwd,
@@ -195,6 +234,7 @@ async def _run_step(
                 finished.returncode,
                 finished.tail_text(),
                 timeout=timeout if finished.timed_out else None,
+                out_of_memory=finished.returncode in (-9, 137) and own_oom_kills() != ooms,
             )
 
     tasks = [asyncio.ensure_future(one(label, command)) for label, command in commands]

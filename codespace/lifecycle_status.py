@@ -17,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+ERRORS_FILE = "CODESPACE_ERRORS.md"  # the workspace's report of what went wrong
 LOG_DIR = ".codespace-logs"
 LOG_FILE = "lifecycle.log"
 STATUS_FILE = "lifecycle-status.json"

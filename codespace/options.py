@@ -9,7 +9,10 @@ starts with ``-`` (option injection) or carries shell or control characters.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -42,6 +45,40 @@ def validate_repo(value: str) -> str:
     raise ValueError(
         f"repo {value!r} is not supported: use an https://, ssh:// or file:// URL, "
         "user@host:path, or an absolute local path"
+    )
+
+
+def local_repo_path(repo: str) -> Path | None:
+    """The directory a repository location names on this machine (an absolute path or a
+    ``file://`` URL), or None for a remote one."""
+    if repo.startswith("/"):
+        return Path(repo)
+    if repo.startswith("file://"):
+        return Path(unquote(urlsplit(repo).path) or "/")
+    return None
+
+
+def check_local_repo(repo: str, allowed: Iterable[Path], refused: Iterable[Path] = ()) -> None:
+    """Raise ValueError unless a local ``repo`` lies under one of the ``allowed`` roots (and
+    under none of the ``refused`` ones: the hub's data directory); remote ones pass."""
+    path = local_repo_path(repo)
+    if path is None:
+        return
+    real = path.resolve()
+
+    def under(root: Path) -> bool:
+        return real == root or root in real.parents
+
+    roots = [Path(root).resolve() for root in allowed]
+    inside = any(under(root) for root in roots)
+    blocked = any(under(Path(root).resolve()) for root in refused)
+    if inside and not blocked:
+        return
+    where = ", ".join(str(root) for root in roots) or "none are allowed on this hub"
+    raise ValueError(
+        f"repo {repo!r} is a local path outside the directories the hub allows ({where}); "
+        "give an https:// or ssh:// URL, or ask the admin to allow its directory "
+        "(codespace-hub --allow-repo-root DIR)"
     )
 
 

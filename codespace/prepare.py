@@ -26,15 +26,19 @@ from codespace.datasets.attach import AttachResult, LocalDatasetSettings, attach
 from codespace.datasets.mounts import PendingMounts, plan_mounts
 from codespace.envbuild import BuiltEnv, EnvBuildError, UvEnvBuilder, write_kernelspec
 from codespace.envbuild.overlay import Layer, ensure_layer, layer_env
+from codespace.envbuild.uv import BuildAs
 from codespace.git import Checkout, checkout, origin_url
-from codespace.lifecycle import LifecycleError, Step, due_steps, run_steps, split_for_wait
+from codespace.lifecycle import LifecycleError, Step, due_steps, split_for_wait
+from codespace.lifecycle_runner import job_text, parse_result, runner_argv
+from codespace.lifecycle_status import ERRORS_FILE
+from codespace.local.isolation import Isolation
 from codespace.options import UserOptions
 from codespace.resolve import Resolution, default_resolution, resolve
 from codespace.spec.errors import SpecError
 from codespace.spec.model import Codespace
 from codespace.spec.variables import expand_env
+from codespace.streaming import stream
 
-ERRORS_FILE = "CODESPACE_ERRORS.md"
 LAYER_DIR = "env"  # the codespace's own layer, in its server directory
 PROJECTS_FILE = "codespace-projects.json"  # projects linked into the layer
 
@@ -100,6 +104,9 @@ async def prepare(
     datasets: LocalDatasetSettings | None = None,
     check_spec: Callable[[Codespace], None] | None = None,
     lifecycle_timeout: float | None = None,
+    isolation: Isolation | None = None,
+    confine: Callable[[Codespace, BuiltEnv], None] | None = None,
+    build_as: Callable[[], BuildAs | None] | None = None,
 ) -> Prepared:
     """Run the local start pipeline for ``options``; raise only when the fetch fails.
 
@@ -108,16 +115,27 @@ async def prepare(
     be met fails in seconds, not after a build). The lifecycle commands up to ``waitFor``
     run here, each within ``lifecycle_timeout`` seconds; the later ones are returned in
     :attr:`Prepared.background` for the spawner to run beside the server.
+
+    With an ``isolation`` (:mod:`codespace.local.isolation`) git, the project's editable
+    install and the lifecycle commands run as the codespace's account; ``confine`` is
+    called once the environment is known, to set up the codespace's sandbox; ``build_as``
+    gives the account that builds an environment that is not in the cache yet.
     """
-    done = await _fetch(options, paths, report)
+    iso = isolation or Isolation()
+    done = await _fetch(options, paths, report, iso)
     resolution, recovery, problems, warnings = _resolve(options, paths, report)
     spec = resolution.codespace
     if check_spec is not None:
         check_spec(spec)
-    env, spec, recovery = await _environment(builder, paths, resolution, recovery, problems, report)
+    who = build_as() if build_as is not None else None
+    env, spec, recovery = await _environment(
+        builder, paths, resolution, recovery, problems, report, who
+    )
     warnings += env.warnings
     base_path = base_env.get("PATH", "/usr/local/bin:/usr/bin:/bin")
-    layer = await _layer(builder, env, paths, warnings, report)
+    if confine is not None:
+        confine(spec, env)
+    layer = await _layer(builder, env, paths, warnings, report, iso)
     variables = layer_env(layer, base_path)
     display = f"Python {env.python_version} ({paths.workspace.name})"
     write_kernelspec(
@@ -136,7 +154,7 @@ async def prepare(
     server_env = {**container_env, **variables, **remote_env, **attached.env()}
     lifecycle_env = {**base_env, **server_env, "CODESPACE_WORKSPACE": str(paths.workspace)}
     waited, background = split_for_wait(due_steps(spec, paths.workspace), spec.waitFor)
-    ran = await _lifecycle(waited, paths, lifecycle_env, lifecycle_timeout, problems, report)
+    ran = await _lifecycle(waited, paths, lifecycle_env, lifecycle_timeout, problems, report, iso)
     if len(ran) < len(waited):
         background = []  # a waited-for command failed: the later ones do not run
     elif background:
@@ -157,20 +175,24 @@ async def prepare(
         datasets=attached,
         layer=layer,
     )
-    write_errors_file(prepared)
+    write_errors_file(prepared, iso)
     return prepared
 
 
-async def _fetch(options: UserOptions, paths: LocalPaths, report: Reporter) -> Checkout:
+async def _fetch(
+    options: UserOptions, paths: LocalPaths, report: Reporter, iso: Isolation
+) -> Checkout:
     timer = _Timer()
     where = f"{options.repo}" + (f" at {options.ref}" if options.ref else "")
     report.step(5, f"fetch: {where}")
-    done = await checkout(options.repo, options.ref, paths.workspace, on_line=report.line)
+    done = await checkout(
+        options.repo, options.ref, paths.workspace, on_line=report.line, isolation=iso
+    )
     if done.cloned:
         report.step(20, f"fetch: checked out {done.commit[:12]} ({timer})")
     else:
         report.step(20, f"fetch: workspace kept as you left it, at {done.commit[:12]} ({timer})")
-        origin = await origin_url(paths.workspace)
+        origin = await origin_url(paths.workspace, iso)
         if origin and origin.rstrip("/") != options.repo.rstrip("/"):
             report.line(f"note: this workspace was cloned from {origin}; it is kept as it is")
     return done
@@ -207,32 +229,41 @@ async def _environment(
     recovery: bool,
     problems: list[str],
     report: Reporter,
+    who: BuildAs | None,
 ) -> tuple[BuiltEnv, Codespace, bool]:
     """Build (or find) the environment; a failed build falls back to the default one."""
     timer = _Timer()
     spec = resolution.codespace
     report.step(35, "environment: looking up the environment cache")
     try:
-        env = await builder.build(paths.workspace, spec, resolution.env_hash, on_line=report.line)
+        env = await builder.build(
+            paths.workspace, spec, resolution.env_hash, on_line=report.line, build_as=who
+        )
     except EnvBuildError as error:
         problems.append(_env_problem(error))
         report.line("error: the environment build failed; starting on the default environment")
         fallback = default_resolution(paths.workspace)
         spec, recovery = fallback.codespace, True
-        env = await builder.build(paths.workspace, spec, fallback.env_hash, on_line=report.line)
-    for warning in env.warnings:
-        report.line(f"warning: {warning}")
+        env = await builder.build(
+            paths.workspace, spec, fallback.env_hash, on_line=report.line, build_as=who
+        )
     how = "cache hit" if env.cache_hit else "built"
     report.step(70, f"environment: {how}, Python {env.python_version} ({timer})")
     return env, spec, recovery
 
 
 async def _layer(
-    builder: UvEnvBuilder, env: BuiltEnv, paths: LocalPaths, warnings: list[str], report: Reporter
+    builder: UvEnvBuilder,
+    env: BuiltEnv,
+    paths: LocalPaths,
+    warnings: list[str],
+    report: Reporter,
+    iso: Isolation,
 ) -> Layer:
     """The codespace's own layer over the shared environment, with the repository's project
-    linked from this workspace (see :mod:`codespace.envbuild.overlay`)."""
+    linked from this workspace (see :mod:`codespace.envbuild.overlay`); the account's."""
     layer = await asyncio.to_thread(ensure_layer, env.path, paths.server_dir / LAYER_DIR)
+    await asyncio.to_thread(iso.hand_over, layer.path)
     if layer.reset:
         warning = (
             "the environment was rebuilt, so packages installed with pip in this codespace "
@@ -246,13 +277,18 @@ async def _layer(
     if env.projects and (not linked.exists() or linked.read_text() != wanted):
         report.step(71, "environment: installing the repository's project (editable)")
         failed = await builder.install_projects(
-            env, paths.workspace, layer.python, on_line=report.line
+            env,
+            paths.workspace,
+            layer.python,
+            on_line=report.line,
+            wrap=iso.confined if iso.active else None,
+            home=iso.account.home if iso.account else None,
         )
         warnings += failed
         for warning in failed:
             report.line(f"warning: {warning}")
         if not failed:
-            linked.write_text(wanted)
+            iso.write_file(linked, wanted)
     return layer
 
 
@@ -263,46 +299,67 @@ async def _lifecycle(
     timeout: float | None,
     problems: list[str],
     report: Reporter,
+    iso: Isolation,
 ) -> list[Step]:
-    """Run the waited-for commands; return those that succeeded."""
+    """Run the waited-for commands (in the runner, confined); return those that succeeded."""
     if not steps:
         return []
     timer = _Timer()
-    ran: list[Step] = []
     report.step(75, "lifecycle: running the repository's commands")
+    names = {f"--- {step.name}": step for step in steps}
+    started: list[Step] = []
+    results: list[LifecycleError | bool] = []
 
-    def started(step: Step) -> None:
-        ran.append(step)
-        report.step(80, f"lifecycle: {step.name}")
+    def line(text: str) -> None:
+        result = parse_result(text)
+        if result is not None:
+            results.append(result)
+        elif text in names:
+            started.append(names[text])
+            report.step(80, f"lifecycle: {names[text].name}")
+        else:
+            report.line(text)
 
-    try:
-        await run_steps(
-            steps, paths.workspace, env=env, on_line=report.line, on_step=started, timeout=timeout
-        )
-    except LifecycleError as error:
-        ran.pop()
+    job = job_text(paths.workspace, dict(env), steps, timeout).encode()
+    finished = await stream(
+        iso.confined(runner_argv()),
+        cwd=paths.workspace,
+        env=env,
+        on_line=line,
+        input=job,
+        grace=0.5,  # a stopped start: the runner marks the command stopped, ends its group
+    )
+    ran = list(started)
+    if not results:
+        problems.append(_runner_problem(finished.tail_text()))
+        report.line("error: the lifecycle commands could not be run; see CODESPACE_ERRORS.md")
+        ran = []
+    elif isinstance(results[-1], LifecycleError):
+        error = results[-1]
+        ran = started[:-1]
         problems.append(_lifecycle_problem(error))
         report.line(f"error: {error}; later commands did not run")
-    names = ", ".join(step.name for step in ran) or "none succeeded"
-    report.step(90, f"lifecycle: {names} ({timer})")
+    done = ", ".join(step.name for step in ran) or "none succeeded"
+    report.step(90, f"lifecycle: {done} ({timer})")
     return ran
 
 
-def write_errors_file(prepared: Prepared) -> None:
+def write_errors_file(prepared: Prepared, iso: Isolation | None = None) -> None:
     """Write (or remove, when all is well) ``CODESPACE_ERRORS.md`` in the workspace.
 
     Problems (what failed) and warnings (what this mode did not honour, what is missing
     from the environment) both go there, so nothing a repository asks for is dropped
     without a word where the user looks.
     """
+    iso = iso or Isolation()
     path = prepared.errors_file
     if not prepared.problems and not prepared.warnings:
-        path.unlink(missing_ok=True)
+        iso.remove_file(path)
         return
     parts = _problem_parts(prepared) if prepared.problems else _warning_intro()
     if prepared.warnings:
         parts += ["## Warnings\n", *(f"- {warning}" for warning in prepared.warnings), ""]
-    path.write_text("\n".join(parts), encoding="utf-8")
+    iso.write_file(path, "\n".join(parts))
 
 
 def _warning_intro() -> list[str]:
@@ -378,21 +435,12 @@ def _env_problem(error: EnvBuildError) -> str:
     return f"## The environment could not be built\n\n```\n{error}\n```\n"
 
 
-def _lifecycle_problem(error: LifecycleError) -> str:
-    if error.timed_out:
-        what = (
-            f"`{error.label}` did not finish within {error.timeout:g} s and was stopped; the "
-            "codespace started without "
-            "it (raise the hub's lifecycle timeout, move the command after `waitFor`, or make it "
-            "finish sooner). It runs again at the next start"
-        )
-    else:
-        what = (
-            f"`{error.label}` exited with status {error.returncode}; it runs again at the "
-            "next start"
-        )
+def _runner_problem(tail: str) -> str:
     return (
-        f"## `{error.name}` failed\n\n{what}, and the commands after it did not run. The full "
-        "output is in `.codespace-logs/lifecycle.log`.\n\n"
-        f"```\n{error.tail}\n```\n"
+        "## The lifecycle commands could not be run\n\nThe runner that runs them as this "
+        f"codespace's account stopped before it reported a result:\n\n```\n{tail}\n```\n"
     )
+
+
+def _lifecycle_problem(error: LifecycleError) -> str:
+    return error.markdown()

@@ -45,18 +45,21 @@ async def stream(
     keep: int = 40,
     timeout: float | None = None,
     preexec_fn: Callable[[], None] | None = None,
+    input: bytes | None = None,
+    grace: float = 0.0,
 ) -> Finished:
     """Run ``argv`` with stdout and stderr merged; call ``on_line`` for every line printed.
 
     Past ``timeout`` seconds the process group is killed and ``Finished.timed_out`` is set;
     a cancelled call kills the group too. ``preexec_fn`` runs in the child before exec (after
-    it became a group leader), e.g. to drop privileges.
+    it became a group leader), e.g. to drop privileges. ``input`` is written to its stdin.
+    A cancelled call gives the group ``grace`` seconds after SIGTERM before SIGKILL.
     """
     process = await asyncio.create_subprocess_exec(
         *argv,
         cwd=cwd,
         env=dict(env) if env is not None else None,
-        stdin=asyncio.subprocess.DEVNULL,
+        stdin=asyncio.subprocess.DEVNULL if input is None else asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
         limit=1 << 20,
@@ -64,6 +67,12 @@ async def stream(
         preexec_fn=preexec_fn,
     )
     tail: deque[str] = deque(maxlen=keep)
+    if input is not None:
+        assert process.stdin is not None
+        process.stdin.write(input)
+        with contextlib.suppress(ConnectionError):
+            await process.stdin.drain()
+        process.stdin.close()
 
     async def read() -> None:
         assert process.stdout is not None
@@ -92,6 +101,10 @@ async def stream(
         kill_group(process.pid)
         return Finished(await _exit_status(process), tuple(tail), timed_out=True)
     except asyncio.CancelledError:
+        if grace > 0:
+            kill_group(process.pid, signal.SIGTERM)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(_exit_status(process)), grace)
         kill_group(process.pid)
         raise
     return Finished(returncode, tuple(tail))
@@ -111,7 +124,7 @@ async def _exit_status(process: asyncio.subprocess.Process) -> int:
     return process.returncode
 
 
-def kill_group(group: int) -> None:
-    """SIGKILL a process group; nothing happens when it is already gone."""
+def kill_group(group: int, sig: int = signal.SIGKILL) -> None:
+    """Signal a process group (SIGKILL by default); nothing happens when it is gone."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(group, signal.SIGKILL)
+        os.killpg(group, sig)

@@ -6,6 +6,8 @@
 #                            (CODESPACE_HUB_PROXY_API_PORT, CODESPACE_HUB_HUB_PORT)
 #   CODESPACE_HUB_ADMIN_USERS comma-separated admin user names (default admin)
 #   CODESPACE_HUB_ADMIN_TOKEN optional: an admin service token for automation
+#   CODESPACE_HUB_REPO_ROOTS  directories (os.pathsep-separated) for local repositories
+#   CODESPACE_HUB_SANDBOX    0 turns the bubblewrap sandbox off (default 1)
 #   CODESPACE_HUB_DATASET_CATALOG optional: the dataset catalog (YAML); default
 #                            <data dir>/datasets.yaml when that file exists
 import os
@@ -77,6 +79,11 @@ if admin_token:
 # -- codespaces ---------------------------------------------------------------------------
 c.JupyterHub.spawner_class = "spawner.local.LocalCodespaceSpawner"
 c.LocalCodespaceSpawner.data_dir = str(data_dir)
+if os.environ.get("CODESPACE_HUB_REPO_ROOTS"):
+    c.LocalCodespaceSpawner.allowed_repo_roots = os.environ["CODESPACE_HUB_REPO_ROOTS"].split(
+        os.pathsep
+    )
+c.LocalCodespaceSpawner.sandbox = os.environ.get("CODESPACE_HUB_SANDBOX", "1") != "0"
 if os.environ.get("CODESPACE_HUB_DATASET_CATALOG"):
     c.LocalCodespaceSpawner.dataset_catalog = os.environ["CODESPACE_HUB_DATASET_CATALOG"]
 c.Spawner.debug = False

@@ -64,6 +64,19 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="an admin user name (repeat for more; default: admin)",
     )
+    parser.add_argument(
+        "--allow-repo-root",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="a directory under which local paths / file:// URLs may be given as repositories "
+        "(repeat for more; default: none)",
+    )
+    parser.add_argument(
+        "--no-sandbox",
+        action="store_true",
+        help="do not run codespaces in the bubblewrap sandbox (accounts and limits stay)",
+    )
     parser.add_argument("jupyterhub_args", nargs="*", help="after --: arguments for JupyterHub")
     return parser
 
@@ -89,6 +102,10 @@ def hub_environment(args: argparse.Namespace) -> tuple[dict[str, str], dict[str,
     login = {"user": user_password, "admin": admin_password, "admins": ", ".join(admins)}
     if catalog is not None:
         env["CODESPACE_HUB_DATASET_CATALOG"] = str(catalog)
+    roots = [str(Path(root).resolve()) for root in args.allow_repo_root]
+    env["CODESPACE_HUB_REPO_ROOTS"] = os.pathsep.join(roots)
+    env["CODESPACE_HUB_SANDBOX"] = "0" if args.no_sandbox else "1"
+    login["trust"] = describe_trust(data_dir, sandbox=not args.no_sandbox, roots=roots)
     login["datasets"] = describe_catalog(
         Path(env.get("CODESPACE_HUB_DATASET_CATALOG") or data_dir / "datasets.yaml")
     )
@@ -109,6 +126,32 @@ def describe_catalog(path: Path) -> str:
     return f"{path} ({count} dataset{'s' if count != 1 else ''})"
 
 
+def describe_trust(data_dir: Path, *, sandbox: bool, roots: list[str]) -> str:
+    """Banner lines: who codespaces run as, which limits and sandbox apply, which local
+    repositories are allowed (the README's trust model section explains them)."""
+    from codespace.local.accounts import harden_data_dir, running_as_root, traversal_problems
+    from codespace.local.sandbox import platform_dirs
+    from spawner.local_isolation import host_cgroups, host_sandbox
+
+    local = f"local repositories under: {', '.join(roots)}" if roots else "no local repositories"
+    if not running_as_root():
+        user = os.environ.get("USER") or str(os.getuid())
+        return (
+            f"every codespace runs as {user}, the hub's own account, and can read what the "
+            "hub can (run as root for an account per user); " + local
+        )
+    harden_data_dir(data_dir, traverse=("workspaces", "homes"))
+    lines = [
+        "each user's codespaces run as their own account (cs-<name>)",
+        host_cgroups().sentence(),
+        host_sandbox().sentence() if sandbox else "sandbox off (--no-sandbox)",
+        local,
+    ]
+    if not (sandbox and host_sandbox().ok):
+        lines += [f"warning: {problem}" for problem in traversal_problems(*platform_dirs())]
+    return "\n    ".join(lines)
+
+
 def banner(ip: str, port: int, data_dir: str, login: dict[str, str]) -> str:
     host = "127.0.0.1" if ip in ("", "0.0.0.0") else ip  # noqa: S104 - only for display
     return "\n".join(
@@ -120,6 +163,7 @@ def banner(ip: str, port: int, data_dir: str, login: dict[str, str]) -> str:
             f"{data_dir}/secrets/admin-password",
             f"  Data (database, workspaces, env cache, secrets): {data_dir}",
             f"  Datasets: {login.get('datasets', 'none')}",
+            f"  Codespaces: {login.get('trust', '')}",
             "",
         ]
     )

@@ -3,7 +3,9 @@
 # what is missing; as another user it says what it would need.
 set -euo pipefail
 # libkrb5-dev libxkbfile-dev libsecret-1-dev: native modules of code-server (install-node.sh)
-PACKAGES=(git openssh-server openssh-client ripgrep chromium libkrb5-dev libxkbfile-dev libsecret-1-dev)
+# bubblewrap: the codespace sandbox (codespace/local/sandbox.py)
+PACKAGES=(git openssh-server openssh-client ripgrep chromium libkrb5-dev libxkbfile-dev libsecret-1-dev
+    bubblewrap)
 missing=()
 for package in "${PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" \

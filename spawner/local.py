@@ -39,13 +39,16 @@ from codespace.datasets.attach import LocalDatasetSettings, extension_config
 from codespace.datasets.backend import DatasetError
 from codespace.datasets.catalog import CATALOG_ENV, Catalog
 from codespace.envbuild import KERNEL_NAME, UvEnvBuilder
+from codespace.envbuild.uv import BuildAs
 from codespace.gpu_grants import GpuRegistry
-from codespace.lifecycle_runner import runner_argv, write_job
-from codespace.options import UserOptions
+from codespace.lifecycle_runner import job_text, runner_argv
+from codespace.local.isolation import Isolation, host_env
+from codespace.local.limits import Cgroup, CgroupLimits
+from codespace.options import UserOptions, check_local_repo
 from codespace.prepare import ERRORS_FILE, LocalPaths, Prepared, prepare
 from codespace.spec.model import Codespace
-from codespace.streaming import kill_group
 from codespace.vscode import plan_extensions
+from spawner import local_isolation as isolation
 from spawner.form import parse_form, render_form, validate_options
 from spawner.progress import ProgressLog
 
@@ -62,15 +65,29 @@ def _check_user_options(spawner: LocalCodespaceSpawner, user_options: dict[str, 
     try:
         options = validate_options(user_options or {})
         spawner._profile(options.get("profile"))
+        check_local_repo(
+            options["repo"],
+            [Path(root) for root in spawner.allowed_repo_roots],
+            refused=[Path(spawner.data_dir)],
+        )
     except ValueError as error:
         raise web.HTTPError(400, str(error), reason=str(error)) from None
 
 
-def _write_private_json(path: Path, data: dict[str, Any]) -> None:
+def _write_private_json(path: Path, data: dict[str, Any], group: int | None = None) -> None:
+    """Write ``data`` readable by root (and ``group``, the codespace's account) only."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
     with os.fdopen(fd, "w") as handle:
+        if group is not None:
+            os.fchown(handle.fileno(), 0, group)
+            os.fchmod(handle.fileno(), 0o640)
         json.dump(data, handle, indent=2)
+
+
+def _private_log(path: Path) -> int:
+    """A log file the hub appends to (mode 0600: it holds the codespace's output)."""
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600)
 
 
 BASHRC = """# Written by Codespace Hub for this codespace's terminals.
@@ -174,11 +191,52 @@ class LocalCodespaceSpawner(LocalProcessSpawner):
         the reason shown on the spawn page and in CODESPACE_ERRORS.md. 0 means no limit.""",
     )
 
+    isolate_users = Bool(
+        True,
+        config=True,
+        help="""When the hub runs as root: run each hub user's codespaces as a system account
+        of their own (``cs-<name>``), each codespace in a cgroup with its limits. Without root
+        every codespace runs as the hub's own user (one person on a laptop).""",
+    )
+    sandbox = Bool(
+        True,
+        config=True,
+        help="""Run codespaces in a bubblewrap sandbox that hides the rest of the machine (the
+        hub's data directory, other users' workspaces, /root, /home) when bwrap works here.""",
+    )
+    allowed_repo_roots = List(
+        Unicode(),
+        config=True,
+        help="""Directories under which a local path or file:// URL may be given as a
+        repository (none by default: only https://, ssh:// and user@host: repositories).
+        The clone runs as the user's account, which must be able to read it.""",
+    )
+    default_cpu = Unicode(
+        "", config=True, help="CPU limit of a codespace whose spec sets none ('' = none), e.g. '2'."
+    )
+    default_memory = Unicode(
+        "4Gi",
+        config=True,
+        help="Memory limit of a codespace whose spec sets none ('' = none), e.g. '4Gi'.",
+    )
+    max_cpu = Unicode("", config=True, help="Highest CPU limit a spec may ask for ('' = none).")
+    max_memory = Unicode(
+        "", config=True, help="Highest memory limit a spec may ask for ('' = none), e.g. '16Gi'."
+    )
+    pids_limit = Integer(4096, config=True, help="Processes (and threads) a codespace may run.")
+    codespaces_cpu_weight = Integer(
+        25,
+        config=True,
+        help="""CPU weight of all codespaces together against the hub (100 is the default
+        weight): when the CPUs are busy the hub and its proxy keep answering.""",
+    )
+
     workspace = Unicode(help="This server's workspace (kept in the spawner state).")
     server_dir = Unicode(help="This server's state directory (kept in the spawner state).")
     lifecycle_pid = Integer(
         0, help="Process group of the background lifecycle commands (spawner state)."
     )
+    cgroup_state = Dict(help="This codespace's cgroup (spawner state).")
 
     @default("code_server")
     def _default_code_server(self) -> str:
@@ -263,6 +321,7 @@ class LocalCodespaceSpawner(LocalProcessSpawner):
         self.workspace = state.get("workspace", "")
         self.server_dir = state.get("server_dir", "")
         self.lifecycle_pid = state.get("lifecycle_pid", 0)
+        self.cgroup_state = state.get("cgroup", {})
 
     def get_state(self) -> dict[str, Any]:
         state = super().get_state()
@@ -271,6 +330,8 @@ class LocalCodespaceSpawner(LocalProcessSpawner):
             state["server_dir"] = self.server_dir
         if self.lifecycle_pid:
             state["lifecycle_pid"] = self.lifecycle_pid
+        if self.cgroup_state:
+            state["cgroup"] = self.cgroup_state
         return state
 
     # -- start ---------------------------------------------------------------------------
@@ -283,7 +344,7 @@ class LocalCodespaceSpawner(LocalProcessSpawner):
             log.step(1, str(error))
             log.close()
             raise
-        self._end_background()  # left by an earlier start of this server
+        await self._end_background()  # left by an earlier start of this server
         try:
             return await self._start(options, log)
         except asyncio.CancelledError:  # the user stopped a pending spawn
@@ -296,22 +357,34 @@ class LocalCodespaceSpawner(LocalProcessSpawner):
     async def _start(self, options: UserOptions, log: ProgressLog) -> tuple[str, int]:
         paths = self.local_paths()
         self.workspace, self.server_dir = str(paths.workspace), str(paths.server_dir)
-        paths.server_dir.mkdir(parents=True, exist_ok=True)
+        iso = self._iso = await self._isolation(paths, log)
         datasets = self.dataset_settings()
         builder = UvEnvBuilder(
             Path(self.data_dir).resolve() / "env-cache",
             uv_cache_dir=Path(self.uv_cache_dir) if self.uv_cache_dir else None,
         )
+        base_env = {**self._kept_env(), **iso.env()}
+
+        def who() -> BuildAs | None:
+            if not iso.active:
+                return None
+            return isolation.build_as(
+                self._isolation_settings(), iso, paths.workspace, builder.account_env(Path("/"))
+            )
+
         try:
             prepared = await prepare(
                 options,
                 paths,
                 builder,
                 log,
-                base_env=os.environ,
+                base_env=base_env,
                 datasets=datasets,
-                check_spec=lambda spec: self._claim_gpu(spec, log),
+                check_spec=lambda spec: self._check_spec(spec, log, iso),
                 lifecycle_timeout=self.lifecycle_timeout or None,
+                isolation=iso,
+                confine=lambda spec, env: self._confine(iso, paths, env.path),
+                build_as=who,
             )
         except Exception as error:
             log.step(99, f"failed: {error}")
@@ -321,42 +394,114 @@ class LocalCodespaceSpawner(LocalProcessSpawner):
         self._report_vscode(prepared, log)
         log.step(95, "server: starting JupyterLab")
         try:
-            started = await self._start_process(paths)
+            started = await self._start_process(paths, iso)
         except Exception:
             self._release_gpu()
             raise
         if self.pid:
             self._gpu_registry().started(self._gpu_key(), self.pid)
-        self._start_background(prepared, paths)
+        self._start_background(prepared, paths, iso)
         return started
 
-    def _start_background(self, prepared: Prepared, paths: LocalPaths) -> None:
-        """Run the lifecycle commands after ``waitFor`` beside the server (own group)."""
+    def _kept_env(self) -> dict[str, str]:
+        """What lifecycle commands get of the hub's environment: ``env_keep`` (like the
+        server, JupyterHub's ``Spawner.get_env``) and how to reach package indexes; never
+        the hub's secrets."""
+        kept = {key: os.environ[key] for key in self.env_keep if key in os.environ}
+        return {**host_env(os.environ), **kept}
+
+    def _isolation_settings(self) -> isolation.Settings:
+        data = Path(self.data_dir).resolve()
+        datasets = self.dataset_settings()
+        extra_ro = [datasets.cache_dir, *(Path(p) for p in self.vsix_dirs)]
+        if datasets.catalog is not None:
+            extra_ro.append(datasets.catalog)
+        return isolation.Settings(
+            data_dir=data,
+            sandbox=self.sandbox,
+            defaults=CgroupLimits.parse(
+                cpu=self.default_cpu or None,
+                memory=self.default_memory or None,
+                pids=self.pids_limit,
+            ),
+            maximum=CgroupLimits.parse(cpu=self.max_cpu or None, memory=self.max_memory or None),
+            cpu_weight=self.codespaces_cpu_weight,
+            extra_ro=tuple(extra_ro),
+        )
+
+    async def _isolation(self, paths: LocalPaths, log: ProgressLog) -> Isolation:
+        """The account of this user and this server's directories (see local_isolation)."""
+        if not (self.isolate_users and os.geteuid() == 0):
+            paths.server_dir.mkdir(parents=True, exist_ok=True)
+            return Isolation()
+        account = await asyncio.to_thread(
+            isolation.prepare_account,
+            self._isolation_settings(),
+            self.user.name,
+            paths.workspace,
+            paths.server_dir,
+        )
+        log.step(3, f"account: running as {account.name} (uid {account.uid})")
+        return Isolation(account)
+
+    def _check_spec(self, spec: Codespace, log: ProgressLog, iso: Isolation) -> None:
+        """Claim the GPU, then make the codespace's cgroup with the spec's limits."""
+        self._claim_gpu(spec, log)
+        if not iso.active:
+            return
+        requested = isolation.account_limits(spec.resources.cpu, spec.resources.memory)
+        key = f"{iso.account.name}.{_safe(self.name)}".replace("%", "_")
+        iso.cgroup = isolation.codespace_cgroup(self._isolation_settings(), key, requested)
+        if iso.cgroup is not None:
+            settings = self._isolation_settings()
+            limits = requested.or_defaults(settings.defaults).within(settings.maximum)
+            self.cgroup_state = {**iso.cgroup.to_state(), "limits": limits.describe()}
+            log.step(33, f"limits: {limits.describe()}")
+        else:
+            log.line(f"warning: limits are not enforced: {isolation.host_cgroups().sentence()}")
+
+    def _confine(self, iso: Isolation, paths: LocalPaths, env: Path) -> None:
+        """The sandbox of this codespace, once its environment is known."""
+        if not iso.active:
+            return
+        iso.sandbox = isolation.sandbox_prefix(
+            self._isolation_settings(),
+            iso.account,
+            workspace=paths.workspace,
+            server_dir=paths.server_dir,
+            env=env,
+            devices=isolation.gpu_devices(getattr(self, "_gpu_env", {})),
+        )
+
+    def _start_background(self, prepared: Prepared, paths: LocalPaths, iso: Isolation) -> None:
+        """Run the lifecycle commands after ``waitFor`` beside the server (own group),
+        confined like the server; the job goes on the runner's stdin."""
         if not prepared.background:
             return
-        job = write_job(
-            paths.server_dir / "lifecycle-job.json",
-            paths.workspace,
-            prepared.lifecycle_env,
-            prepared.background,
+        job = job_text(
+            paths.workspace, prepared.lifecycle_env, prepared.background, background=True
         )
-        with (paths.server_dir / "lifecycle-runner.log").open("ab") as output:
+        with os.fdopen(_private_log(paths.server_dir / "lifecycle-runner.log"), "ab") as output:
             process = subprocess.Popen(
-                runner_argv(job),
+                iso.confined(runner_argv()),
                 cwd=paths.workspace,
-                stdin=subprocess.DEVNULL,
+                stdin=subprocess.PIPE,
                 stdout=output,
                 stderr=output,
                 start_new_session=True,
                 env=prepared.lifecycle_env,
             )
+        assert process.stdin is not None
+        process.stdin.write(job.encode())
+        process.stdin.close()
         self.lifecycle_pid = process.pid
         self._lifecycle_process = process  # reaped in _end_background
 
-    def _end_background(self) -> None:
-        """End the background lifecycle commands (their whole process group)."""
+    async def _end_background(self) -> None:
+        """End the background lifecycle commands: SIGTERM to the runner's group (it stops the
+        running command's own group), SIGKILL what is left after a few seconds."""
         if self.lifecycle_pid:
-            kill_group(self.lifecycle_pid)
+            await _end_process_group(self.lifecycle_pid, grace=3.0)
         process = getattr(self, "_lifecycle_process", None)
         if process is not None:
             process.wait()
@@ -402,7 +547,12 @@ class LocalCodespaceSpawner(LocalProcessSpawner):
         config["ServerApp"]["terminado_settings"] = {
             "shell_command": ["/bin/bash", "--rcfile", str(_write_bashrc(paths.server_dir))]
         }
-        _write_private_json(server_config / "jupyter_server_config.json", config)
+        account = self._iso.account if getattr(self, "_iso", None) else None
+        _write_private_json(
+            server_config / "jupyter_server_config.json",
+            config,
+            group=account.gid if account else None,
+        )
         self.notebook_dir = str(paths.workspace)
         noteworthy = prepared.problems or prepared.warnings
         self.default_url = f"/lab/tree/{ERRORS_FILE}" if noteworthy else "/lab"
@@ -460,24 +610,61 @@ class LocalCodespaceSpawner(LocalProcessSpawner):
         return args
 
     def get_env(self) -> dict[str, str]:
-        env = super().get_env()
+        env = {**host_env(os.environ), **super().get_env()}  # pip in a codespace reaches indexes
         env.update(getattr(self, "_server_env", {}))
         return env
 
-    async def _start_process(self, paths: LocalPaths) -> tuple[str, int]:
+    async def _start_process(self, paths: LocalPaths, iso: Isolation) -> tuple[str, int]:
+        """``jupyterhub-singleuser`` as the account, in the cgroup and the sandbox."""
+        if not hasattr(self, "_singleuser_cmd"):
+            self._singleuser_cmd = list(self.cmd)
+        self.cmd = iso.confined(self._singleuser_cmd)
+        self._server_env.update(iso.env())
         log_path = paths.server_dir / "server.log"
-        with log_path.open("ab") as handle:
+        with os.fdopen(_private_log(log_path), "ab") as handle:
             self.popen_kwargs = {"stdout": handle, "stderr": handle, "cwd": str(paths.workspace)}
             return await super().start()
 
+    def _cgroup(self) -> Cgroup | None:
+        return Cgroup.from_state(self.cgroup_state) if self.cgroup_state else None
+
+    async def poll(self) -> int | None:
+        status = await super().poll()
+        if status is not None:
+            self._report_oom()
+        return status
+
+    def _report_oom(self) -> None:
+        """Say in the server log when the codespace's memory limit killed something."""
+        group = self._cgroup()
+        if group is None or not group.exists() or not group.oom_killed():
+            return
+        if getattr(self, "_oom_reported", False):
+            return
+        self._oom_reported = True
+        limit = self.cgroup_state.get("limits", "its memory limit")
+        message = (
+            f"Codespace Hub: a process of this codespace was killed: out of memory ({limit}). "
+            "Ask for more with resources.memory in the repository's configuration."
+        )
+        self.log.warning("%s/%s: %s", self.user.name, self.name, message)
+        log_path = self.local_paths().server_dir / "server.log"
+        with log_path.open("a") as handle:
+            handle.write(message + "\n")
+
     async def stop(self, now: bool = False) -> None:
-        """Stop the server, then whatever it left in its process group (code-server's
-        extension host outlives its parent otherwise)."""
+        """Stop the server's whole process group first (bwrap does not forward signals, and
+        code-server's extension host outlives its parent), then what is left in its cgroup."""
         group = self.pid
-        self._end_background()
-        await super().stop(now=now)
+        await self._end_background()
         if group:
             await _end_process_group(group)
+        await super().stop(now=now)
+        self._report_oom()
+        cgroup = self._cgroup()
+        if cgroup is not None and cgroup.exists():
+            await asyncio.to_thread(cgroup.remove)
+        self.cgroup_state = {}
         self._release_gpu()
 
     async def progress(self):  # type: ignore[override]

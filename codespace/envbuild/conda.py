@@ -64,6 +64,13 @@ RENAMED = {
     "tensorflow-cpu": "tensorflow",
     "tensorflow-gpu": "tensorflow",
 }
+# conda-forge packages that bundle what PyPI puts behind an extra: ``dask`` on conda-forge
+# is dask-core with distributed, pandas, pyarrow and bokeh (its PyPI twin is dask[complete]).
+BUNDLES = {
+    "dask": "dask[complete]",
+    "ray-default": "ray[default]",
+    "ray-all": "ray[all]",
+}
 # conda names the mapping gives several PyPI names for.
 PREFERRED = {"pyqt": "pyqt5", "opencv": "opencv-python", "cyipopt": "cyipopt"}
 
@@ -114,6 +121,8 @@ def conda_to_pypi(name: str, mapping: Mapping | None = None) -> str | None:
     """The PyPI name of conda package ``name``, or None when it is not a Python package."""
     mapping = mapping or load_mapping()
     name = name.lower()
+    if name in BUNDLES:
+        return BUNDLES[name]
     if name in mapping.to_pypi:
         return mapping.to_pypi[name]
     if name in RENAMED:

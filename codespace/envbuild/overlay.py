@@ -7,6 +7,8 @@ sees the shared environment through a ``.pth`` file (``site.addsitedir``, so the
 environment's own ``.pth`` files, such as the kernel layer's, apply too):
 
 - ``pip``, ``pip3``, ``python -m pip``, ``%pip`` and ``uv pip`` install into the layer
+  (``pip install --user``, common in devcontainer templates, too: the layer's ``pip``
+  scripts drop ``--user``, which a virtualenv refuses)
   (``sys.prefix`` and ``VIRTUAL_ENV`` are the layer's); a package the shared environment has
   counts as installed, and upgrading one installs the new version into the layer, which
   shadows the shared copy (pip says it does not uninstall a package "outside environment");
@@ -32,9 +34,14 @@ from codespace.envbuild.kernel import site_packages
 MARKER = "codespace-layer.json"
 PTH_NAME = "_codespace_shared_env.pth"
 PIP_SCRIPT = """#!{python}
+# pip of this codespace's own environment (written by Codespace Hub).
 import sys
 from pip._internal.cli.main import main
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["install"] and "--user" in sys.argv:
+        # devcontainer templates run `pip3 install --user`: this environment is the user's
+        sys.argv.remove("--user")
+        print("pip: --user ignored: installing into this codespace's environment", file=sys.stderr)
     sys.exit(main())
 """
 

@@ -84,6 +84,7 @@ async def install_project(
     uv: str,
     env: Mapping[str, str] | None = None,
     on_line: OnLine | None = None,
+    wrap: Callable[[list[str]], list[str]] | None = None,
 ) -> ProjectInstall:
     """Install the project in ``project_dir`` editable, WITHOUT dependencies, into the
     environment whose interpreter is ``env_python``.
@@ -103,7 +104,8 @@ async def install_project(
     - never raises for a project that does not build: the result says ``ok=False`` and its
       ``warning`` ends with uv's last lines (show it; the codespace still starts).
 
-    ``uv`` is the uv executable and ``env`` its environment (the builder's, with its cache).
+    ``uv`` is the uv executable and ``env`` its environment (the builder's, with its cache);
+    ``wrap`` wraps the command line (to run it as the codespace's account, confined).
     """
     say = on_line or (lambda _line: None)
     if project_file(project_dir) is None:
@@ -111,7 +113,7 @@ async def install_project(
         return ProjectInstall(project_dir, False, warning)
     argv = [uv, "pip", "install", "--python", str(env_python), "--no-deps", "-e", str(project_dir)]
     say(f"uv pip install --no-deps -e {project_dir}")
-    finished = await stream(argv, cwd=project_dir, env=env, on_line=say)
+    finished = await stream(wrap(argv) if wrap else argv, cwd=project_dir, env=env, on_line=say)
     if finished.ok:
         return ProjectInstall(project_dir, True)
     warning = (

@@ -36,6 +36,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 from codespace.envbuild.conda import CondaPlan, Project, plan_conda_install
 from codespace.envbuild.install import install_units
@@ -43,8 +44,10 @@ from codespace.envbuild.kernel import (
     kernel_layer_digest,
     kernel_layer_requirements,
     link_codespace_package,
+    site_packages,
 )
 from codespace.envbuild.project import install_project, install_project_dependencies
+from codespace.local.isolation import host_env
 from codespace.sources.conda import is_environment_file, read_environment
 from codespace.spec.errors import SpecError
 from codespace.spec.files import read_text
@@ -53,6 +56,24 @@ from codespace.streaming import Finished, stream
 
 OnLine = Callable[[str], None]
 MARKER = "codespace-env.json"
+
+
+@dataclass(frozen=True)
+class BuildAs:
+    """Who runs a build's commands when it is not the hub: an unprivileged account.
+
+    ``wrap(path)`` returns how to wrap a command line for a build into ``path`` (the
+    account, its sandbox with ``path`` writable); ``env`` is uv's environment for it (its own
+    cache, nothing of the hub's); ``start(path)`` makes ``path`` the account's before the
+    build and ``publish(path)`` gives it back to root, read-only for everybody, before the
+    environment is marked finished. So the repository's build code never runs as root, and
+    nothing a codespace runs can change an environment other codespaces run.
+    """
+
+    wrap: Callable[[Path], Callable[[list[str]], list[str]]]
+    env: dict[str, str]
+    start: Callable[[Path], None]
+    publish: Callable[[Path], None]
 
 
 class EnvBuildError(RuntimeError):
@@ -122,6 +143,26 @@ def plan_environment(root: Path, spec: Codespace) -> EnvPlan:
     return EnvPlan(version, conda, requirements, projects)
 
 
+def editable_projects(env: Path, root: Path) -> list[tuple[str, str]]:
+    """``(distribution, repository path)`` of the editable installs in ``env`` whose
+    directory is inside ``root`` (PEP 610 ``direct_url.json`` with ``editable: true``)."""
+    found = []
+    real_root = root.resolve()
+    for direct_url in sorted(site_packages(env).glob("*.dist-info/direct_url.json")):
+        try:
+            data = json.loads(direct_url.read_text())
+        except (OSError, ValueError):
+            continue
+        url = str(data.get("url", ""))
+        if not data.get("dir_info", {}).get("editable") or not url.startswith("file://"):
+            continue
+        directory = Path(unquote(urlsplit(url).path)).resolve()
+        if directory == real_root or real_root in directory.parents:
+            name = direct_url.parent.name.split("-")[0]
+            found.append((name, directory.relative_to(real_root).as_posix() or "."))
+    return found
+
+
 def env_key(env_hash: str, python_version: str | None) -> str:
     """The cache key of an environment: its files' hash, the Python asked for, the layer."""
     text = json.dumps([env_hash, python_version or "", kernel_layer_digest()])
@@ -144,6 +185,8 @@ class UvEnvBuilder:
         self.uv_cache_dir = Path(uv_cache_dir) if uv_cache_dir else self.cache_dir / "uv-cache"
         self.uv = uv or find_uv()
         self.extra_env = dict(extra_env or {})
+        self._build_as: BuildAs | None = None  # during a build by an account
+        self._wrap: Callable[[list[str]], list[str]] = list
 
     def env_path(self, env_hash: str, python_version: str | None) -> Path:
         return self.envs_dir / env_key(env_hash, python_version)
@@ -153,6 +196,8 @@ class UvEnvBuilder:
         return path if (path / MARKER).is_file() else None
 
     def _env(self) -> dict[str, str]:
+        if self._build_as is not None:
+            return dict(self._build_as.env)
         env = dict(os.environ)
         env.pop("VIRTUAL_ENV", None)
         env.update(
@@ -174,8 +219,10 @@ class UvEnvBuilder:
         env_hash: str,
         *,
         on_line: OnLine | None = None,
+        build_as: BuildAs | None = None,
     ) -> BuiltEnv:
-        """Return the environment for ``spec`` (from the cache, or built now)."""
+        """Return the environment for ``spec`` (from the cache, or built now; by
+        ``build_as`` when given, see :class:`BuildAs`)."""
         started = time.monotonic()
         say = on_line or (lambda _line: None)
         try:
@@ -200,9 +247,7 @@ class UvEnvBuilder:
                 say("removing an unfinished build of this environment")
                 await asyncio.to_thread(shutil.rmtree, path)
             try:
-                python = await self._create(path, version, warnings, say)
-                await self._install(root, path, plan, warnings, say)
-                link_codespace_package(path)
+                python = await self._build_into(root, path, plan, version, warnings, say, build_as)
             except BaseException:
                 await asyncio.to_thread(shutil.rmtree, path, True)
                 raise
@@ -221,26 +266,102 @@ class UvEnvBuilder:
             marker.write_text(json.dumps(info, indent=1) + "\n")
             return BuiltEnv(path, python, False, time.monotonic() - started, warnings, projects)
 
+    async def _build_into(
+        self,
+        root: Path,
+        path: Path,
+        plan: EnvPlan,
+        version: str | None,
+        warnings: list[str],
+        say: OnLine,
+        build_as: BuildAs | None,
+    ) -> str:
+        """Create and fill the environment at ``path``; return its Python version."""
+        if build_as is not None:
+            path.mkdir()
+            build_as.start(path)
+            self._build_as, self._wrap = build_as, build_as.wrap(path)
+        try:
+            python = await self._create(path, version, warnings, say)
+            await self._install(root, path, plan, warnings, say)
+        finally:
+            self._build_as, self._wrap = None, list
+        if build_as is not None:
+            await asyncio.to_thread(build_as.publish, path)
+        link_codespace_package(path)
+        return python
+
+    async def _move_editables_out(self, root: Path, path: Path, plan: EnvPlan, say) -> None:
+        """An editable install of a directory of the repository (``-e .`` in a requirement
+        file) names this workspace's path, but the environment is shared: uninstall it here
+        (its dependencies stay) and link it per codespace like ``installProject``."""
+        found = editable_projects(path, root)
+        if not found:
+            return
+        names = [name for name, _ in found]
+        say(f"editable projects of the repository, linked per codespace: {', '.join(names)}")
+        uninstall = self._wrap([self.uv, "pip", "uninstall", "--python", str(path / "bin/python")])
+        finished = await stream([*uninstall, *names], env=self._env(), on_line=say)
+        if not finished.ok:
+            raise EnvBuildError(
+                f"uv pip uninstall {' '.join(names)} failed:\n{finished.tail_text()}"
+            )
+        for _, directory in found:
+            if all(directory != known.path for known in plan.projects):
+                plan.projects.append(Project(directory))
+
+    def _reset(self, path: Path) -> None:
+        """Empty ``path`` for another try (kept as the account's directory in a build by one)."""
+        shutil.rmtree(path, ignore_errors=True)
+        if self._build_as is not None:
+            path.mkdir()
+            self._build_as.start(path)
+
     async def install_projects(
-        self, built: BuiltEnv, workspace: Path, python: Path, *, on_line: OnLine | None = None
+        self,
+        built: BuiltEnv,
+        workspace: Path,
+        python: Path,
+        *,
+        on_line: OnLine | None = None,
+        wrap: Callable[[list[str]], list[str]] | None = None,
+        home: Path | None = None,
     ) -> list[str]:
         """Link each of ``built.projects`` from ``workspace`` editable into ``python``'s
         environment (the codespace's own layer, never ``built.python``); return warnings.
 
-        See :func:`codespace.envbuild.project.install_project` for the contract.
+        See :func:`codespace.envbuild.project.install_project` for the contract. With
+        ``wrap`` (run as the codespace's account) uv gets :meth:`account_env` for ``home``.
         """
         warnings = []
+        env = self.account_env(home) if home is not None else self._env()
         for project in built.projects:
             directory = (workspace / project).resolve()
             result = await install_project(
-                python, directory, uv=self.uv, env=self._env(), on_line=on_line
+                python, directory, uv=self.uv, env=env, on_line=on_line, wrap=wrap
             )
             if result.warning:
                 warnings.append(result.warning)
         return warnings
 
+    def account_env(self, home: Path) -> dict[str, str]:
+        """uv's environment for a codespace's account: of the hub's only what reaches package
+        indexes (:func:`~codespace.local.isolation.host_env`); the cache is the account's own
+        (files copied, not hard-linked, so nothing it has is shared with the hub's cache)."""
+        env = {**host_env(self._env()), "NO_COLOR": "1"}
+        env.update(
+            {
+                "HOME": str(home),
+                "UV_CACHE_DIR": str(home / ".cache" / "uv"),
+                "UV_LINK_MODE": "copy",
+            }
+        )
+        return env
+
     async def _create(self, path: Path, version: str | None, warnings: list[str], say) -> str:
-        argv = [self.uv, "venv", "--no-project", "--no-config", "--quiet"]
+        argv = self._wrap([self.uv, "venv", "--no-project", "--no-config", "--quiet"])
+        if self._build_as is not None:
+            argv.append("--allow-existing")  # the account's directory, made for it
         finished: Finished | None = None
         if version:
             finished = await stream([*argv, "--python", version, str(path)], env=self._env())
@@ -251,7 +372,7 @@ class UvEnvBuilder:
                     f"Python {version} is not available on this machine; "
                     f"using the platform's Python instead",
                 )
-                shutil.rmtree(path, ignore_errors=True)
+                self._reset(path)
         if finished is None or not finished.ok:
             finished = await stream(
                 [*argv, "--python", platform_python(), str(path)], env=self._env(), on_line=say
@@ -260,14 +381,14 @@ class UvEnvBuilder:
                 raise EnvBuildError(f"uv venv failed:\n{finished.tail_text()}")
         python = path / "bin" / "python"
         probe = await stream(
-            [str(python), "-c", "import platform; print(platform.python_version())"]
+            self._wrap([str(python), "-c", "import platform; print(platform.python_version())"])
         )
         return probe.tail[-1] if probe.ok and probe.tail else "unknown"
 
     async def _install(
         self, root: Path, path: Path, plan: EnvPlan, warnings: list[str], say
     ) -> None:
-        install = [self.uv, "pip", "install", "--python", str(path / "bin" / "python")]
+        install = self._wrap([self.uv, "pip", "install", "--python", str(path / "bin" / "python")])
         for conda in plan.conda:
             await self._install_conda(install, conda, warnings, say)
         if plan.requirements:
@@ -282,6 +403,7 @@ class UvEnvBuilder:
                 raise EnvBuildError(
                     f"installing {', '.join(plan.requirements)} failed:\n{finished.tail_text()}"
                 )
+        await self._move_editables_out(root, path, plan, say)
         for project in plan.projects:
             warning = await install_project_dependencies(
                 install, root, project.path, project.extras, env=self._env(), on_line=say

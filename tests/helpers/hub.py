@@ -37,6 +37,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -46,6 +47,7 @@ from typing import Any
 import requests
 
 from tests.conftest import REPO_ROOT, node_tool
+from tests.helpers.repos import share_with_accounts
 
 LOCAL_CONFIG = REPO_ROOT / "config" / "jupyterhub_config_local.py"
 
@@ -207,6 +209,7 @@ def running_hub(
     """Start a hub for the duration of the ``with`` block (see the module docstring)."""
     chp = node_tool("configurable-http-proxy")
     data_dir.mkdir(parents=True, exist_ok=True)
+    share_with_accounts(data_dir.parent)  # per-user accounts reach their directories
     port, api_port, hub_port = free_port(), free_port(), free_port()
     token = secrets.token_hex(24)
     config_file = data_dir / "test_jupyterhub_config.py"
@@ -229,6 +232,8 @@ def running_hub(
         f"c.JupyterHub.cookie_secret_file = {str(data_dir / 'cookie_secret')!r}",
         "c.JupyterHub.pid_file = ''",
         f"c.JupyterHub.services = [{{'name': 'test-admin', 'api_token': {token!r}}}]",
+        # tests clone repositories they made under the temporary directory
+        f"c.LocalCodespaceSpawner.allowed_repo_roots = [{tempfile.gettempdir()!r}]",
         "c.JupyterHub.load_roles = [{'name': 'test-admin', 'services': ['test-admin'],"
         " 'scopes': ['admin:users', 'admin:servers', 'access:servers', 'read:hub']}]",
         extra_config,

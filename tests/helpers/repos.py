@@ -16,6 +16,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
+import stat
 import subprocess
 import zipfile
 from collections.abc import Mapping
@@ -72,11 +74,31 @@ def git(path: Path, *args: str) -> str:
 def make_repo(
     path: Path, files: Mapping[str, str], extra: Mapping[str, bytes] | None = None
 ) -> Path:
-    """Create a git repository at ``path`` with ``files`` committed on ``main``."""
+    """Create a git repository at ``path`` with ``files`` committed on ``main``, readable by
+    the hub's per-user accounts (which clone it)."""
     path.mkdir(parents=True, exist_ok=True)
     git(path, "init", "--quiet")
     commit_files(path, files, extra, message="initial")
+    share_with_accounts(path)
     return path
+
+
+def share_with_accounts(path: Path) -> None:
+    """Let every account traverse to ``path`` (pytest's directories are 0700) and read it:
+    a hub running as root clones as the user's account."""
+    for ancestor in [*reversed(path.parents), path]:
+        mode = ancestor.stat().st_mode
+        if not mode & stat.S_IXOTH:
+            ancestor.chmod(stat.S_IMODE(mode) | 0o011)
+    for directory, dirs, files in os.walk(path):
+        for name in dirs:
+            target = Path(directory, name)
+            target.chmod(stat.S_IMODE(target.stat().st_mode) | 0o055)
+        for name in files:
+            target = Path(directory, name)
+            if not target.is_symlink():
+                target.chmod(stat.S_IMODE(target.stat().st_mode) | 0o044)
+    path.chmod(stat.S_IMODE(path.stat().st_mode) | 0o055)
 
 
 def commit_files(

@@ -183,3 +183,30 @@ async def test_install_units_keeps_the_installable_ones(tmp_path: Path) -> None:
         ("bad", "cannot install --dry-run bad")
     ]
     assert "installed a" in lines and "installed c" in lines
+
+
+async def test_an_editable_line_in_requirements_is_linked_per_workspace_not_shared(
+    builder: UvEnvBuilder, tmp_path: Path
+) -> None:
+    """``-e .`` in requirements.txt (httpx's shape): the shared environment keeps the
+    project's dependencies, each codespace links its own workspace (not the builder's)."""
+    from codespace.envbuild.overlay import ensure_layer
+
+    workspaces = [tmp_path / "alice", tmp_path / "bob"]
+    for value, workspace in enumerate(workspaces, start=1):
+        write_pyproject_project(workspace, "cs_req_editable", "cs-dep-a", value=value)
+        (workspace / "requirements.txt").write_text("-e .\n")
+        (workspace / ".codespace").mkdir()
+        (workspace / ".codespace/codespace.yaml").write_text(
+            "python:\n  requirements: [requirements.txt]\n"
+        )
+    resolution = resolve(workspaces[0])
+    built = await builder.build(workspaces[0], resolution.codespace, resolution.env_hash)
+    assert built.projects == ["."]
+    assert run(built.python, "import cs_dep_a").returncode == 0
+    assert run(built.python, "import cs_req_editable").returncode != 0, "shared env is clean"
+    for value, workspace in enumerate(workspaces, start=1):
+        layer = ensure_layer(built.path, tmp_path / f"layer-{workspace.name}")
+        assert await builder.install_projects(built, workspace, layer.python) == []
+        probe = run(layer.python, "import cs_req_editable as m; print(m.VALUE, m.__file__)")
+        assert probe.stdout.split() == [str(value), str(workspace / "cs_req_editable.py")]

@@ -165,6 +165,8 @@ def test_names_the_mapping_lacks() -> None:
     assert conda_to_pypi("scikit-learn", empty) == "scikit-learn"
     assert conda_to_pypi("ruamel_yaml", empty) == "ruamel-yaml"
     assert conda_to_pypi("py-xgboost", empty) == "xgboost"
+    # conda-forge's dask bundles distributed, pyarrow, pandas: PyPI's dask[complete]
+    assert conda_to_pypi("dask") == "dask[complete]"
     for name in ("nodejs", "r-base", "gcc", "libgdal", "graphviz", "cudatoolkit", "_libgcc_mutex"):
         assert conda_to_pypi(name, empty) is None, name
     assert "python" in NOT_ON_PYPI

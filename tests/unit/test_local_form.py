@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 
@@ -64,9 +65,41 @@ def test_spawner_refuses_an_unknown_profile_before_starting() -> None:
 
     from spawner.local import LocalCodespaceSpawner, _check_user_options
 
-    spawner = LocalCodespaceSpawner(profiles=[{"slug": "small", "display_name": "Small"}])
+    spawner = LocalCodespaceSpawner(
+        profiles=[{"slug": "small", "display_name": "Small"}], allowed_repo_roots=["/srv"]
+    )
     _check_user_options(spawner, {"repo": "/srv/repo", "profile": "small"})
     with pytest.raises(web.HTTPError) as refused:
         _check_user_options(spawner, {"repo": "/srv/repo", "profile": "huge"})
     assert refused.value.status_code == 400
     assert "'huge' is not one of the hub's profiles" in refused.value.log_message
+
+
+@pytest.mark.parametrize(
+    ("roots", "repo", "refused"),
+    [
+        ([], "/srv/repo", "none are allowed on this hub"),
+        ([], "file:///srv/repo", "none are allowed on this hub"),
+        (["/srv"], "/srv/repo", None),
+        (["/srv"], "file:///srv/repo", None),
+        (["/srv"], "/srvx/repo", "outside the directories the hub allows (/srv)"),
+        (["/srv"], "https://example.org/a/repo.git", None),
+        (["/"], "DATA/workspaces/bob/demo", "outside the directories"),  # another user's
+    ],
+)
+def test_local_repositories_only_under_the_allowed_roots(
+    tmp_path: Path, roots: list[str], repo: str, refused: str | None
+) -> None:
+    from tornado import web
+
+    from spawner.local import LocalCodespaceSpawner, _check_user_options
+
+    data = tmp_path / "data"
+    spawner = LocalCodespaceSpawner(allowed_repo_roots=roots, data_dir=str(data))
+    options = {"repo": repo.replace("DATA", str(data))}
+    if refused is None:
+        _check_user_options(spawner, options)
+        return
+    with pytest.raises(web.HTTPError) as error:
+        _check_user_options(spawner, options)
+    assert error.value.status_code == 400 and refused in error.value.log_message

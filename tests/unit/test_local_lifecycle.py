@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from codespace.lifecycle import LifecycleError, Step, due_steps, run_steps, split_for_wait
-from codespace.lifecycle_runner import runner_argv, write_job
+from codespace.lifecycle_runner import job_text, parse_result, runner_argv
 from codespace.lifecycle_status import StatusFile, describe
 from codespace.spec.model import Codespace
 
@@ -172,20 +172,34 @@ async def test_a_daemon_left_behind_does_not_hold_the_start(workspace: Path) -> 
 def test_background_runner_runs_the_later_commands_and_reports_them(workspace: Path) -> None:
     codespace = spec(postCreateCommand="echo post > post", postStartCommand="exit 3")
     _, later = split_for_wait(due_steps(codespace, workspace), None)
-    job = write_job(workspace / "job.json", workspace, dict(os.environ), later)
-    assert oct(job.stat().st_mode & 0o777) == "0o600"
-    finished = subprocess.run(runner_argv(job), capture_output=True, text=True, timeout=60)
+    job = job_text(workspace, dict(os.environ), later, background=True)
+    finished = subprocess.run(runner_argv(), input=job, capture_output=True, text=True, timeout=60)
     assert finished.returncode == 1
     assert (workspace / "post").read_text() == "post\n"
     assert status(workspace) == {"postCreateCommand": "done", "postStartCommand": "failed"}
+    result = parse_result(finished.stdout.strip().splitlines()[-1])
+    assert isinstance(result, LifecycleError) and result.name == "postStartCommand"
+    # nobody waits for a background job: it reports where the user looks
+    errors = (workspace / "CODESPACE_ERRORS.md").read_text()
+    assert "`postStartCommand` failed (in the background" in errors and "status 3" in errors
     lines = describe(StatusFile(workspace / ".codespace-logs").read(), brief=True)
     assert any("postStartCommand: failed" in line for line in lines)
     shown = subprocess.run(
-        [*runner_argv(job)[:2], "codespace.lifecycle_status", str(workspace), "--brief"],
+        [runner_argv()[0], "-m", "codespace.lifecycle_status", str(workspace), "--brief"],
         capture_output=True,
         text=True,
     )
     assert "postStartCommand: failed" in shown.stdout and "lifecycle.log" in shown.stdout
+
+
+def test_waited_runner_prints_the_lines_and_the_result(workspace: Path) -> None:
+    codespace = spec(onCreateCommand="echo hello-from-on-create")
+    job = job_text(workspace, dict(os.environ), due_steps(codespace, workspace), timeout=30)
+    finished = subprocess.run(runner_argv(), input=job, capture_output=True, text=True, timeout=60)
+    lines = finished.stdout.splitlines()
+    assert "hello-from-on-create" in lines and "--- onCreateCommand" in lines
+    assert parse_result(lines[-1]) is True and finished.returncode == 0
+    assert not (workspace / "CODESPACE_ERRORS.md").exists()
 
 
 def test_brief_status_is_silent_when_all_is_done(workspace: Path) -> None:

@@ -1,0 +1,100 @@
+"""A spawn storm: N users start codespaces of the same small repository at once.
+
+One real hub (JupyterHub + configurable-http-proxy + LocalCodespaceSpawner, with accounts,
+cgroups and the sandbox when run as root), measured in the same run:
+
+- **spawn**: the p95 of the storm's spawn times (request to ready, through the REST API;
+  the environment is not built yet when the storm starts) against a single spawn of the same
+  repository by a new user afterwards (environment cached); target <= 4x on 2 cores;
+- **builds**: how many spawns built the environment (target: 1; the others wait for it);
+- **hub API**: the p95 latency of ``GET /hub/api/users/<name>`` polled every 50 ms by
+  another client during the storm (target < 100 ms).
+
+``BENCH_USERS`` (default 20) sets N.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.helpers.hub import RunningHub, running_hub
+from tests.helpers.repos import fixture_repo
+
+USERS = int(os.environ.get("BENCH_USERS", "20"))
+
+
+def p95(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+
+
+def spawn(hub: RunningHub, user: str, repo: Path) -> tuple[float, bool]:
+    """Seconds to ready and whether this spawn built the environment."""
+    started = time.perf_counter()
+    events = hub.spawn(user, "storm", {"repo": str(repo)})
+    elapsed = time.perf_counter() - started
+    if not events[-1].get("ready"):
+        raise RuntimeError(f"{user} failed: {events[-1]}")
+    built = any("environment: built" in str(e.get("message", "")) for e in events)
+    return elapsed, built
+
+
+class ApiProbe(threading.Thread):
+    """Poll the hub's REST API while the storm runs; keep the latencies."""
+
+    def __init__(self, hub: RunningHub) -> None:
+        super().__init__(daemon=True)
+        self.hub, self.latencies, self.done = hub, [], threading.Event()
+
+    def run(self) -> None:
+        while not self.done.is_set():
+            started = time.perf_counter()
+            self.hub.api("GET", "/users/probe").raise_for_status()
+            self.latencies.append(time.perf_counter() - started)
+            self.done.wait(0.05)
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory(prefix="bench-storm-") as tmp:
+        work = Path(tmp)
+        repo = fixture_repo(work)
+        with running_hub(work / "hub") as hub:
+            hub.ensure_user("probe")
+            users = [f"storm{i:02d}" for i in range(USERS)]
+            for user in users:
+                hub.ensure_user(user)
+            probe = ApiProbe(hub)
+            probe.start()
+            started = time.perf_counter()
+            with ThreadPoolExecutor(max_workers=USERS) as pool:
+                results = list(pool.map(lambda user: spawn(hub, user, repo), users))
+            wall = time.perf_counter() - started
+            probe.done.set()
+            probe.join()
+            single, _ = spawn(hub, "single", repo)
+    times = [seconds for seconds, _ in results]
+    builds = sum(built for _, built in results)
+    storm_p95, api_p95 = p95(times), p95(probe.latencies) * 1000
+    print(f"storm: {USERS} spawns at once, all ready in {wall:.1f} s")
+    print(
+        f"storm spawn p95 {storm_p95:.2f} s (median {statistics.median(times):.2f} s) "
+        f"vs single spawn {single:.2f} s: {storm_p95 / single:.2f}x (target <= 4x)"
+    )
+    print(f"environment builds during the storm: {builds} (target: 1)")
+    print(
+        f"hub API p95 during the storm: {api_p95:.0f} ms over {len(probe.latencies)} requests "
+        f"(max {max(probe.latencies) * 1000:.0f} ms; target < 100 ms)"
+    )
+
+
+if __name__ == "__main__":
+    main()
