@@ -143,7 +143,7 @@ async def prepare(
     )
     attached = AttachResult()
     if datasets is not None:
-        attached = await _attach(spec, options, paths, datasets, report)
+        attached = await _attach(spec, options, paths, datasets, report, iso)
         if attached.problems:
             problems.append(_datasets_problem(attached.problems, datasets.catalog))
     # containerEnv describes an image (our layer's PATH wins over its PATH); remoteEnv is
@@ -397,8 +397,10 @@ async def _attach(
     paths: LocalPaths,
     settings: LocalDatasetSettings,
     report: Reporter,
+    iso: Isolation,
 ) -> AttachResult:
-    """Mount the spec's, the form's and the pending datasets (see codespace.datasets.attach)."""
+    """Mount the spec's, the form's and the pending datasets (see codespace.datasets.attach);
+    the links are made as the codespace's account."""
     mounts = plan_mounts(spec, options.datasets, PendingMounts(settings.state_dir).names())
     if not mounts:
         return AttachResult()
@@ -409,6 +411,7 @@ async def _attach(
         paths.workspace,
         on_step=lambda message: report.step(72, message),
         on_line=report.line,
+        make_link=iso.make_link if iso.active else None,
     )
     names = ", ".join(a.name for a in result.attached) or "none"
     failed = f"; {len(result.problems)} not mounted" if result.problems else ""

@@ -104,6 +104,7 @@ class CodespaceExtension(ExtensionApp):
             cache_dir=Path(self.dataset_cache_dir),
             workspace=Path(self.workspace),
             storage_options=self.storage_options,
+            pending_dir=Path(self.state_dir),
         )
 
     def initialize_settings(self) -> None:

@@ -43,13 +43,13 @@ from codespace.envbuild.uv import BuildAs
 from codespace.gpu_grants import GpuRegistry
 from codespace.lifecycle_runner import job_text, runner_argv
 from codespace.local.isolation import Isolation, host_env
-from codespace.local.limits import Cgroup, CgroupLimits
 from codespace.options import UserOptions, check_local_repo
 from codespace.prepare import ERRORS_FILE, LocalPaths, Prepared, prepare
 from codespace.spec.model import Codespace
 from codespace.vscode import plan_extensions
 from spawner import local_isolation as isolation
 from spawner.form import parse_form, render_form, validate_options
+from spawner.isolated import IsolatedSpawnerMixin
 from spawner.progress import ProgressLog
 
 DEFAULT_SERVER_DIR = "_default"
@@ -119,7 +119,7 @@ async def _end_process_group(group: int, grace: float = 5.0) -> None:
                 return
 
 
-class LocalCodespaceSpawner(LocalProcessSpawner):
+class LocalCodespaceSpawner(IsolatedSpawnerMixin, LocalProcessSpawner):
     """Spawn codespaces from git repositories as local processes."""
 
     data_dir = Unicode(
@@ -191,19 +191,6 @@ class LocalCodespaceSpawner(LocalProcessSpawner):
         the reason shown on the spawn page and in CODESPACE_ERRORS.md. 0 means no limit.""",
     )
 
-    isolate_users = Bool(
-        True,
-        config=True,
-        help="""When the hub runs as root: run each hub user's codespaces as a system account
-        of their own (``cs-<name>``), each codespace in a cgroup with its limits. Without root
-        every codespace runs as the hub's own user (one person on a laptop).""",
-    )
-    sandbox = Bool(
-        True,
-        config=True,
-        help="""Run codespaces in a bubblewrap sandbox that hides the rest of the machine (the
-        hub's data directory, other users' workspaces, /root, /home) when bwrap works here.""",
-    )
     allowed_repo_roots = List(
         Unicode(),
         config=True,
@@ -211,32 +198,11 @@ class LocalCodespaceSpawner(LocalProcessSpawner):
         repository (none by default: only https://, ssh:// and user@host: repositories).
         The clone runs as the user's account, which must be able to read it.""",
     )
-    default_cpu = Unicode(
-        "", config=True, help="CPU limit of a codespace whose spec sets none ('' = none), e.g. '2'."
-    )
-    default_memory = Unicode(
-        "4Gi",
-        config=True,
-        help="Memory limit of a codespace whose spec sets none ('' = none), e.g. '4Gi'.",
-    )
-    max_cpu = Unicode("", config=True, help="Highest CPU limit a spec may ask for ('' = none).")
-    max_memory = Unicode(
-        "", config=True, help="Highest memory limit a spec may ask for ('' = none), e.g. '16Gi'."
-    )
-    pids_limit = Integer(4096, config=True, help="Processes (and threads) a codespace may run.")
-    codespaces_cpu_weight = Integer(
-        25,
-        config=True,
-        help="""CPU weight of all codespaces together against the hub (100 is the default
-        weight): when the CPUs are busy the hub and its proxy keep answering.""",
-    )
-
     workspace = Unicode(help="This server's workspace (kept in the spawner state).")
     server_dir = Unicode(help="This server's state directory (kept in the spawner state).")
     lifecycle_pid = Integer(
         0, help="Process group of the background lifecycle commands (spawner state)."
     )
-    cgroup_state = Dict(help="This codespace's cgroup (spawner state).")
 
     @default("code_server")
     def _default_code_server(self) -> str:
@@ -410,68 +376,12 @@ class LocalCodespaceSpawner(LocalProcessSpawner):
         kept = {key: os.environ[key] for key in self.env_keep if key in os.environ}
         return {**host_env(os.environ), **kept}
 
-    def _isolation_settings(self) -> isolation.Settings:
-        data = Path(self.data_dir).resolve()
-        datasets = self.dataset_settings()
-        extra_ro = [datasets.cache_dir, *(Path(p) for p in self.vsix_dirs)]
-        if datasets.catalog is not None:
-            extra_ro.append(datasets.catalog)
-        return isolation.Settings(
-            data_dir=data,
-            sandbox=self.sandbox,
-            defaults=CgroupLimits.parse(
-                cpu=self.default_cpu or None,
-                memory=self.default_memory or None,
-                pids=self.pids_limit,
-            ),
-            maximum=CgroupLimits.parse(cpu=self.max_cpu or None, memory=self.max_memory or None),
-            cpu_weight=self.codespaces_cpu_weight,
-            extra_ro=tuple(extra_ro),
-        )
-
-    async def _isolation(self, paths: LocalPaths, log: ProgressLog) -> Isolation:
-        """The account of this user and this server's directories (see local_isolation)."""
-        if not (self.isolate_users and os.geteuid() == 0):
-            paths.server_dir.mkdir(parents=True, exist_ok=True)
-            return Isolation()
-        account = await asyncio.to_thread(
-            isolation.prepare_account,
-            self._isolation_settings(),
-            self.user.name,
-            paths.workspace,
-            paths.server_dir,
-        )
-        log.step(3, f"account: running as {account.name} (uid {account.uid})")
-        return Isolation(account)
-
     def _check_spec(self, spec: Codespace, log: ProgressLog, iso: Isolation) -> None:
         """Claim the GPU, then make the codespace's cgroup with the spec's limits."""
         self._claim_gpu(spec, log)
-        if not iso.active:
-            return
-        requested = isolation.account_limits(spec.resources.cpu, spec.resources.memory)
-        key = f"{iso.account.name}.{_safe(self.name)}".replace("%", "_")
-        iso.cgroup = isolation.codespace_cgroup(self._isolation_settings(), key, requested)
-        if iso.cgroup is not None:
-            settings = self._isolation_settings()
-            limits = requested.or_defaults(settings.defaults).within(settings.maximum)
-            self.cgroup_state = {**iso.cgroup.to_state(), "limits": limits.describe()}
-            log.step(33, f"limits: {limits.describe()}")
-        else:
-            log.line(f"warning: limits are not enforced: {isolation.host_cgroups().sentence()}")
-
-    def _confine(self, iso: Isolation, paths: LocalPaths, env: Path) -> None:
-        """The sandbox of this codespace, once its environment is known."""
-        if not iso.active:
-            return
-        iso.sandbox = isolation.sandbox_prefix(
-            self._isolation_settings(),
-            iso.account,
-            workspace=paths.workspace,
-            server_dir=paths.server_dir,
-            env=env,
-            devices=isolation.gpu_devices(getattr(self, "_gpu_env", {})),
-        )
+        if iso.active:
+            key = f"{iso.account.name}.{_safe(self.name)}".replace("%", "_")
+            self._limit(spec, log, iso, key)
 
     def _start_background(self, prepared: Prepared, paths: LocalPaths, iso: Isolation) -> None:
         """Run the lifecycle commands after ``waitFor`` beside the server (own group),
@@ -625,32 +535,11 @@ class LocalCodespaceSpawner(LocalProcessSpawner):
             self.popen_kwargs = {"stdout": handle, "stderr": handle, "cwd": str(paths.workspace)}
             return await super().start()
 
-    def _cgroup(self) -> Cgroup | None:
-        return Cgroup.from_state(self.cgroup_state) if self.cgroup_state else None
-
     async def poll(self) -> int | None:
         status = await super().poll()
         if status is not None:
-            self._report_oom()
+            self._report_oom(self.local_paths().server_dir / "server.log")
         return status
-
-    def _report_oom(self) -> None:
-        """Say in the server log when the codespace's memory limit killed something."""
-        group = self._cgroup()
-        if group is None or not group.exists() or not group.oom_killed():
-            return
-        if getattr(self, "_oom_reported", False):
-            return
-        self._oom_reported = True
-        limit = self.cgroup_state.get("limits", "its memory limit")
-        message = (
-            f"Codespace Hub: a process of this codespace was killed: out of memory ({limit}). "
-            "Ask for more with resources.memory in the repository's configuration."
-        )
-        self.log.warning("%s/%s: %s", self.user.name, self.name, message)
-        log_path = self.local_paths().server_dir / "server.log"
-        with log_path.open("a") as handle:
-            handle.write(message + "\n")
 
     async def stop(self, now: bool = False) -> None:
         """Stop the server's whole process group first (bwrap does not forward signals, and
@@ -660,11 +549,8 @@ class LocalCodespaceSpawner(LocalProcessSpawner):
         if group:
             await _end_process_group(group)
         await super().stop(now=now)
-        self._report_oom()
-        cgroup = self._cgroup()
-        if cgroup is not None and cgroup.exists():
-            await asyncio.to_thread(cgroup.remove)
-        self.cgroup_state = {}
+        self._report_oom(self.local_paths().server_dir / "server.log")
+        await self._remove_cgroup()
         self._release_gpu()
 
     async def progress(self):  # type: ignore[override]

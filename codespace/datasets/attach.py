@@ -70,8 +70,10 @@ async def attach_datasets(
     *,
     on_step: Callable[[str], None],
     on_line: Callable[[str], None],
+    make_link: Callable[[Path, Path], None] | None = None,
 ) -> AttachResult:
-    """Link each planned dataset into the workspace and prewarm those that ask for it."""
+    """Link each planned dataset into the workspace and prewarm those that ask for it
+    (``make_link(link, target)``: how, e.g. as the codespace's account)."""
     result = AttachResult()
     if not mounts:
         return result
@@ -80,6 +82,7 @@ async def attach_datasets(
         cache_dir=settings.cache_dir,
         workspace=workspace,
         storage_options=settings.storage_options,
+        make_link=make_link,
     )
     pending = PendingMounts(settings.state_dir)
     try:

@@ -17,6 +17,7 @@ import os
 import shutil
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,7 @@ from codespace.datasets.models import (
     MountResult,
     PrewarmOperation,
 )
+from codespace.datasets.mounts import PendingMounts
 from codespace.datasets.paths import clean_relative, clean_target, resolve_within
 from codespace.datasets.sizes import human_bytes, percentage
 
@@ -57,8 +59,15 @@ class LocalBackend(DatasetBackend):
         cache_dir: Path,
         workspace: Path | None = None,
         storage_options: dict[str, dict[str, Any]] | None = None,
+        make_link: Callable[[Path, Path], None] | None = None,
+        pending_dir: Path | None = None,
     ) -> None:
         self.catalog = catalog
+        # where a mount that must wait for the hub is recorded (the server's state dir)
+        self.pending_dir = Path(pending_dir) if pending_dir else None
+        # how a mount links ``link`` -> ``target`` (the hub, as root, asks the codespace's
+        # account to do it: the workspace is the user's, root never writes into it)
+        self.make_link = make_link or _make_link
         self.cache_dir = Path(cache_dir)
         self.workspace = Path(workspace) if workspace else None
         self.storage_options = storage_options or {}
@@ -248,6 +257,8 @@ class LocalBackend(DatasetBackend):
 
     async def prewarm(self, name: str, paths: list[str] | None = None) -> PrewarmOperation:
         entry = self._entry(name)
+        if entry.is_remote and not self.cache_writable():
+            raise self._hub_fills_cache(f"prewarm {name!r}")
         targets = sorted({clean_target(path) for path in (paths or [""])})
         history = self._history(name)
         running = next((op for op in history if not op.finished), None)
@@ -323,6 +334,22 @@ class LocalBackend(DatasetBackend):
 
     # --- mount ---------------------------------------------------------------------------
 
+    def cache_writable(self) -> bool:
+        """False in a codespace of a hub that runs codespaces as accounts: the shared cache
+        is the hub's (no codespace can change what another reads); the hub fills it when a
+        codespace starts."""
+        probe = self.cache_dir
+        while not probe.exists() and probe != probe.parent:
+            probe = probe.parent
+        return os.access(probe, os.W_OK)
+
+    def _hub_fills_cache(self, what: str) -> DatasetError:
+        return DatasetError(
+            f"{what}: the hub's shared dataset cache is read-only for codespaces; the hub "
+            "prewarms a dataset when a codespace starts (prewarm: true in .codespace/, or "
+            "mount it and restart)"
+        )
+
     async def mount(self, name: str) -> MountResult:
         entry = self._entry(name)
         link = self._link(name)
@@ -330,6 +357,8 @@ class LocalBackend(DatasetBackend):
             raise DatasetError(
                 "no workspace is configured for this codespace: nothing to mount into"
             )
+        if entry.is_remote and not self.cache_writable() and not self._cache(name).is_dir():
+            return self._mount_at_next_start(name)
         target = self._target(entry)
         if entry.is_remote:
             target.mkdir(parents=True, exist_ok=True)
@@ -342,12 +371,12 @@ class LocalBackend(DatasetBackend):
                 f"{link} already exists and is not this dataset's link; move it away"
             )
         else:
-            link.parent.mkdir(parents=True, exist_ok=True)
-            link.symlink_to(target, target_is_directory=True)
+            self.make_link(link, target)
             notes = [f"linked {link} -> {target}"]
         enforced = False
         if entry.is_remote:
-            if not any(op.phase == "Complete" for op in self._history(name)):
+            complete = any(op.phase == "Complete" for op in self._history(name))
+            if not complete and self.cache_writable():
                 op = await self.prewarm(name)
                 notes.append(f"prewarm {op.id} started: files appear as they are copied")
             enforced = entry.readOnly and os.geteuid() != 0
@@ -367,6 +396,23 @@ class LocalBackend(DatasetBackend):
             mounted=True,
             readOnlyEnforced=enforced,
             message="; ".join(notes),
+        )
+
+    def _mount_at_next_start(self, name: str) -> MountResult:
+        """A remote dataset nobody cached yet, in a codespace that cannot fill the shared
+        cache: record it; the hub mounts and prewarms it when the codespace next starts."""
+        if self.pending_dir is None:
+            raise self._hub_fills_cache(f"mount {name!r}")
+        PendingMounts(self.pending_dir).add(name)
+        return MountResult(
+            dataset=name,
+            mountPath=str(self._link(name)),
+            mounted=False,
+            pendingRestart=True,
+            message=(
+                "recorded: the hub fills the shared cache, so this dataset is mounted and "
+                "prewarmed when this codespace next starts (stop and start it)"
+            ),
         )
 
     async def unmount(self, name: str) -> MountResult:
@@ -403,3 +449,8 @@ def _tree_size(root: Path) -> tuple[int, int]:
             total += info.st_size
             count += 1
     return total, count
+
+
+def _make_link(link: Path, target: Path) -> None:
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.symlink_to(target, target_is_directory=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Literal
@@ -104,7 +105,19 @@ class PendingMounts:
         self._write([n for n in self.names() if n != name])
 
     def _write(self, names: list[str]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"datasets": names}, indent=2) + "\n")
-        os.replace(tmp, self.path)
+        """Replace the record atomically through a new file (never through a name someone
+        else could have made a symlink), owned like its directory: the hub, as root, and
+        the codespace's server, as its account, both write it."""
+        directory = self.path.parent
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".pending-", suffix=".tmp")
+        try:
+            owner = os.stat(directory)
+            if os.geteuid() == 0:
+                os.fchown(fd, owner.st_uid, owner.st_gid)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(json.dumps({"datasets": names}, indent=2) + "\n")
+            os.replace(tmp, self.path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise

@@ -95,6 +95,11 @@ class Isolation:
         )
         self.run(["/bin/sh", "-c", script, "sh", str(path)], text)
 
+    def make_link(self, link: Path, target: Path) -> None:
+        """Make the symlink ``link`` -> ``target`` (and its directory) as the account."""
+        script = 'mkdir -p -- "${2%/*}" && ln -s -- "$1" "$2"'
+        self.run(["/bin/sh", "-c", script, "sh", str(target), str(link)])
+
     def remove_file(self, path: Path) -> None:
         if self.account is None:
             path.unlink(missing_ok=True)

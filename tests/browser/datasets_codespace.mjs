@@ -1,6 +1,6 @@
-// Drives Debian's Chromium through playwright-core: log in, spawn a codespace with a dataset
-// picked in the form, open the Datasets sidebar, read a dataset's row, prewarm a remote
-// dataset and watch it complete, browse its files.
+// Drives Debian's Chromium through playwright-core: log in, spawn a codespace with a local and
+// a remote dataset picked in the form (the hub prewarms the remote one into its shared cache
+// while the spawn page shows it), open the Datasets sidebar, read the rows, browse the files.
 // Environment: HUB_URL, HUB_USER, HUB_PASSWORD, REPO, SERVER, PICK, REMOTE, ARTIFACTS.
 // Prints one JSON line per milestone; exits non-zero on the first failure.
 import { say, shot, withSpawnForm } from './hub_browser.mjs';
@@ -12,22 +12,24 @@ const cells = (page, name) =>
 
 await withSpawnForm('datasets-99-failure', async ({ page }) => {
   const offered = await page.$$eval('#codespace-datasets option', (os) => os.map((o) => o.value));
-  await page.selectOption('#codespace-datasets', [PICK]);
+  await page.selectOption('#codespace-datasets', [PICK, REMOTE]);
   await shot(page, 'datasets-01-spawn-form');
   say('form', { offered });
   await Promise.all([page.waitForNavigation(), page.click('form [type=submit]')]);
 
   let mounting = false;
+  let prewarming = false;
   if (page.url().includes('/spawn-pending/')) {
-    await page.waitForFunction(
-      (name) => document.body.textContent.includes(`datasets: mounting ${name}`)
-        || !location.pathname.includes('/spawn-pending/'),
-      PICK, { timeout: 300000, polling: 50 }).catch(() => null);
-    mounting = await page.evaluate(
-      (name) => document.body.textContent.includes(`datasets: mounting ${name}`), PICK)
-      .catch(() => false);
+    const seen = (name) => document.body.textContent.includes(`datasets: mounting ${name}`)
+      || !location.pathname.includes('/spawn-pending/');
+    await page.waitForFunction(seen, REMOTE, { timeout: 300000, polling: 50 }).catch(() => null);
+    [mounting, prewarming] = await page.evaluate(([local, remote]) => {
+      const text = document.body.textContent;
+      return [text.includes(`datasets: mounting ${local}`),
+        text.includes(`datasets: mounting ${remote}`) && text.includes('prewarm')];
+    }, [PICK, REMOTE]).catch(() => [false, false]);
   }
-  say('progress', { mounting });
+  say('progress', { mounting, prewarming });
 
   await page.waitForURL(/\/user\/[^/]+\/[^/]+\/lab/, { timeout: 300000 });
   await page.waitForSelector('.jp-LauncherCard', { timeout: 120000 });
@@ -54,26 +56,17 @@ await withSpawnForm('datasets-99-failure', async ({ page }) => {
   const crumbs = await page.$$eval('.jp-BreadCrumbs', (bs) => bs.map((b) => b.textContent.trim()));
   say('files', { pickedFiles, crumbs });
 
-  // The remote dataset: prewarm it and watch the progress reach Complete.
+  // The remote dataset: prewarmed by the hub at the start, all of it cached.
   await page.click('.jp-SideBar.jp-mod-left li[data-id="codespace-datasets"]');
   await page.waitForSelector(`.jp-CodespaceDatasets-row[data-name="${REMOTE}"]`);
   await page.click(`.jp-CodespaceDatasets-row[data-name="${REMOTE}"]`);
   await page.waitForFunction((name) =>
     document.querySelector('.jp-CodespaceDatasets-detail h3')?.textContent === name, REMOTE);
-  await page.click('button[data-action="Prewarm"]');
-  await page.waitForSelector('.jp-CodespaceDatasets-progress[data-phase="Complete"]',
-    { timeout: 120000 });
-  const progress = await page.textContent('.jp-CodespaceDatasets-progress');
-  await page.waitForFunction(
-    (name) => {
-      const row = document.querySelector(`.jp-CodespaceDatasets-row[data-name="${name}"]`);
-      return row && row.textContent.includes('100.0%');
-    }, REMOTE, { timeout: 30000 }).catch(() => null);
-  // The detail pane follows the row: its Cached line shows the finished prewarm too.
   await page.waitForFunction(
     () => [...document.querySelectorAll('.jp-CodespaceDatasets-detail dd')].some((dd) =>
       dd.previousElementSibling?.textContent === 'Cached' && dd.textContent.includes('100.0%')),
     null, { timeout: 30000 }).catch(() => null);
+  const progress = await page.textContent('.jp-CodespaceDatasets-progress').catch(() => '');
   const detailCached = await page.evaluate(() => {
     const dts = [...document.querySelectorAll('.jp-CodespaceDatasets-detail dt')];
     return dts.find((dt) => dt.textContent === 'Cached')?.nextElementSibling?.textContent ?? '';

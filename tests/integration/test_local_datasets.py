@@ -9,6 +9,8 @@ through the proxy, what it sees; the repository's environment reads a file throu
 from __future__ import annotations
 
 import json
+import os
+import pwd
 import subprocess
 from pathlib import Path
 
@@ -17,7 +19,7 @@ import requests
 
 from tests.datasets_support import write_catalog
 from tests.helpers.hub import RunningHub, running_hub
-from tests.helpers.repos import fixture_repo
+from tests.helpers.repos import fixture_repo, share_with_accounts
 
 pytestmark = pytest.mark.integration
 
@@ -38,6 +40,7 @@ def sources(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (root / "mnist" / "train").mkdir(parents=True)
     (root / "mnist" / "train" / "labels.txt").write_text("7 2 1 0\n")
     (root / "unused").mkdir()
+    share_with_accounts(root)  # the hub (as root) runs codespaces as per-user accounts
     return root
 
 
@@ -127,7 +130,12 @@ def test_the_form_lists_the_catalog_and_the_server_gets_its_settings(
     config = hub.data_dir / "servers" / "frank" / "plain" / "jupyter-config"
     settings = json.loads((config / "jupyter_server_config.json").read_text())
     assert settings["CodespaceExtension"]["dataset_catalog"] == str(hub.data_dir / "datasets.yaml")
-    assert (config / "jupyter_server_config.json").stat().st_mode & 0o777 == 0o600
+    written = (config / "jupyter_server_config.json").stat()
+    if os.geteuid() == 0:  # readable by the codespace's account (its group) only
+        assert written.st_mode & 0o777 == 0o640 and written.st_uid == 0
+        assert written.st_gid == pwd.getpwnam("cs-frank").pw_gid
+    else:
+        assert written.st_mode & 0o777 == 0o600
     # ... and a dataset mounted from the running codespace appears in its workspace.
     mounted = hub.server_request(
         "frank", "plain", "codespace/api/datasets/iris/mount", method="POST", json={}

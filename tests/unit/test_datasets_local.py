@@ -180,3 +180,28 @@ async def test_s3_source_lists_prewarms_and_mounts(tmp_path: Path) -> None:
         reborn = LocalBackend(Catalog(catalog), cache_dir=tmp_path / "cache")
         assert len(await reborn.prewarm_history("weather")) == 2
         await backend.close()
+
+
+async def test_a_codespace_that_cannot_write_the_shared_cache_leaves_filling_it_to_the_hub(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A hub that runs codespaces as accounts keeps its dataset cache read-only for them (no
+    codespace changes what another reads): prewarm says who fills it, and mounting a remote
+    dataset nobody cached yet is recorded for the next start, when the hub prewarms it."""
+    from codespace.datasets.mounts import PendingMounts
+
+    catalog = write_catalog(
+        tmp_path / "catalog.yaml", [{"name": "weather", "source": "s3://climate/weather"}]
+    )
+    state = tmp_path / "state"
+    backend = LocalBackend(
+        Catalog(catalog), cache_dir=tmp_path / "cache", workspace=tmp_path / "ws", pending_dir=state
+    )
+    monkeypatch.setattr(LocalBackend, "cache_writable", lambda self: False)
+    with pytest.raises(DatasetError, match="read-only for codespaces; the hub prewarms"):
+        await backend.prewarm("weather")
+    result = await backend.mount("weather")
+    assert not result.mounted and result.pendingRestart and "next starts" in result.message
+    assert PendingMounts(state).names() == ["weather"]
+    assert not (tmp_path / "ws" / "datasets" / "weather").exists()
+    await backend.close()
