@@ -37,15 +37,20 @@ def p95(values: list[float]) -> float:
     return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
 
 
-def spawn(hub: RunningHub, user: str, repo: Path) -> tuple[float, bool]:
-    """Seconds to ready and whether this spawn built the environment."""
+STEPS = ("account:", "fetch:", "resolve:", "limits:", "environment:", "lifecycle:", "server:")
+
+
+def spawn(hub: RunningHub, user: str, repo: Path) -> tuple[float, bool, list[str]]:
+    """Seconds to ready, whether this spawn built the environment, and its step lines."""
     started = time.perf_counter()
     events = hub.spawn(user, "storm", {"repo": str(repo)})
     elapsed = time.perf_counter() - started
     if not events[-1].get("ready"):
         raise RuntimeError(f"{user} failed: {events[-1]}")
-    built = any("environment: built" in str(e.get("message", "")) for e in events)
-    return elapsed, built
+    messages = [str(e.get("message", "")) for e in events]
+    built = any("environment: built" in message for message in messages)
+    steps = [m for m in messages if any(m.partition("] ")[2].startswith(s) for s in STEPS)]
+    return elapsed, built, steps
 
 
 class ApiProbe(threading.Thread):
@@ -80,9 +85,10 @@ def main() -> None:
             wall = time.perf_counter() - started
             probe.done.set()
             probe.join()
-            single, _ = spawn(hub, "single", repo)
-    times = [seconds for seconds, _ in results]
-    builds = sum(built for _, built in results)
+            single, _, single_steps = spawn(hub, "single", repo)
+    times = [seconds for seconds, _, _ in results]
+    builds = sum(built for _, built, _ in results)
+    slowest = max(results, key=lambda result: result[0])
     storm_p95, api_p95 = p95(times), p95(probe.latencies) * 1000
     print(f"storm: {USERS} spawns at once, all ready in {wall:.1f} s")
     print(
@@ -94,6 +100,8 @@ def main() -> None:
         f"hub API p95 during the storm: {api_p95:.0f} ms over {len(probe.latencies)} requests "
         f"(max {max(probe.latencies) * 1000:.0f} ms; target < 100 ms)"
     )
+    print("slowest storm spawn, by step:\n  " + "\n  ".join(slowest[2]))
+    print("single spawn, by step:\n  " + "\n  ".join(single_steps))
 
 
 if __name__ == "__main__":
