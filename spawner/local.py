@@ -10,9 +10,11 @@ A GPU request (``resources.gpu``) is granted from this machine's NVIDIA GPUs rig
 spec is read (:mod:`codespace.gpu`; whole GPUs are not given to two running servers, see
 :mod:`codespace.gpu_grants`); a request that cannot be met ends the start unless optional.
 
-Servers run as the hub's own system user (like JupyterHub's ``SimpleLocalProcessSpawner``):
-the embedded mode is for one person or a trusted team on one machine, not for isolating
-users from each other. Servers outlive the hub (``start_new_session``); with
+When the hub runs as root, each hub user's codespaces run as a system account of their own,
+each in a cgroup with its limits and a bubblewrap sandbox (:mod:`spawner.isolated`); without
+root they run as the hub's own user, like JupyterHub's ``SimpleLocalProcessSpawner``. The
+lifecycle commands after ``waitFor`` run beside the server in a process group of their own,
+ended when it stops. Servers outlive the hub (``start_new_session``); with
 ``JupyterHub.cleanup_servers = False`` a restarted hub finds them again through the pid and
 paths kept in the spawner state.
 """
@@ -334,9 +336,9 @@ class LocalCodespaceSpawner(IsolatedSpawnerMixin, LocalProcessSpawner):
         def who() -> BuildAs | None:
             if not iso.active:
                 return None
-            return isolation.build_as(
-                self._isolation_settings(), iso, paths.workspace, builder.account_env(Path("/"))
-            )
+            home = iso.account.home
+            uv_env = builder.account_env(home)
+            return isolation.build_as(self._isolation_settings(), iso, paths.workspace, uv_env)
 
         try:
             prepared = await prepare(

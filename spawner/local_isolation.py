@@ -144,7 +144,9 @@ def gpu_devices(gpu_env: dict[str, str]) -> list[str]:
 
 
 def build_as(settings: Settings, iso: Isolation, workspace: Path, env: dict[str, str]) -> BuildAs:
-    """Environment builds by the codespace's account, in a sandbox of their own."""
+    """Environment builds by the codespace's account, in a sandbox of their own; ``env`` is
+    uv's environment for the account (:meth:`UvEnvBuilder.account_env`), its cache moved to
+    ``build-cache/<account>``, which only builds see."""
     account = iso.account
     assert account is not None
     cache = settings.data_dir / "build-cache" / account.name
@@ -165,7 +167,7 @@ def build_as(settings: Settings, iso: Isolation, workspace: Path, env: dict[str,
 
     return BuildAs(
         wrap=wrap,
-        env={**env, "HOME": str(account.home), "UV_CACHE_DIR": str(cache), "UV_LINK_MODE": "copy"},
+        env={**env, "UV_CACHE_DIR": str(cache)},
         start=lambda path: own_dir(path, account, mode=0o700),
         publish=publish_env,
     )
