@@ -32,7 +32,7 @@ from .sources.repo2docker import (
 )
 from .spec.errors import Diagnostic, Location, SpecError
 from .spec.files import inside, read_text
-from .spec.model import Codespace
+from .spec.model import LIFECYCLE_COMMANDS, Codespace
 from .spec.parse import Document
 from .spec.requirements import check_requirements
 from .spec.validate import validate
@@ -59,6 +59,8 @@ MODE_UNSUPPORTED: dict[str, dict[str, str]] = {
     "kubernetes": {
         "features": "dev container features",
         "start": "a start script",
+        # the pod runs jupyterhub-singleuser only; the launch plan (issue 11) brings them
+        **{name: "a lifecycle command (pods do not run them yet)" for name in LIFECYCLE_COMMANDS},
     },
 }
 LOCAL_UNSUPPORTED = MODE_UNSUPPORTED["local"]
