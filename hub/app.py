@@ -90,6 +90,11 @@ def hub_environment(args: argparse.Namespace) -> tuple[dict[str, str], dict[str,
     for sub in ("secrets", "workspaces", "servers", "env-cache"):
         (data_dir / sub).mkdir(parents=True, exist_ok=True)
     (data_dir / "secrets").chmod(0o700)
+    # the database holds every token: private before JupyterHub creates it (sqlite keeps the
+    # mode, for its journal too), whatever the umask
+    database = data_dir / "jupyterhub.sqlite"
+    os.close(os.open(database, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600))
+    database.chmod(0o600)
     user_password = secret_file(data_dir / "secrets" / "user-password", 12)
     admin_password = secret_file(data_dir / "secrets" / "admin-password", 32)
     admins = args.admin_user or ["admin"]
