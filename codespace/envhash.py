@@ -27,20 +27,19 @@ import hashlib
 import json
 import os
 import posixpath
-import re
 import shlex
 from collections.abc import Iterable
 from pathlib import Path
 
 from .sources.conda import is_environment_file, read_environment
-from .spec.errors import Location, SpecError
+from .spec.errors import SpecError
 from .spec.files import exists, inside, read_text, relpath
 from .spec.model import ENVIRONMENT_KEYS, Codespace
+from .spec.requirements import includes
 
 VERSION = b"codespace-env-v1"
 PROJECT_FILES = ("pyproject.toml", "setup.py", "setup.cfg", "uv.lock", "poetry.lock", "pdm.lock")
 MAX_CONTEXT_FILES = 10_000
-_INCLUDE = re.compile(r"^\s*(?:-r|--requirement|-c|--constraint)(?:\s+|=)(\S+)")
 
 
 def environment_keys(codespace: Codespace) -> str:
@@ -147,15 +146,14 @@ def _requirement_closure(root: Path, first: str) -> set[str]:
         if not candidate.is_file():
             continue
         resolved = inside(root, path)
-        for line in resolved.read_text(encoding="utf-8", errors="replace").splitlines():
-            match = _INCLUDE.match(line)
-            if match:
-                try:
-                    pending.append(relpath(match[1], posixpath.dirname(path)))
-                except ValueError:
-                    raise SpecError.at(
-                        Location(path), f"included file {match[1]!r} leaves the repository"
-                    ) from None
+        text = resolved.read_text(encoding="utf-8", errors="replace")
+        for target, location in includes(text, path):
+            try:
+                pending.append(relpath(target, posixpath.dirname(path)))
+            except ValueError:
+                raise SpecError.at(
+                    location, f"included file {target!r} leaves the repository"
+                ) from None
     return seen
 
 

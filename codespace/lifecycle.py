@@ -64,7 +64,6 @@ class LifecycleError(RuntimeError):
         self.name, self.label, self.returncode, self.tail = name, label, returncode, tail
         self.out_of_memory = out_of_memory
         self.timeout = timeout
-        self.timed_out = timeout is not None
         if timeout is not None:
             message = f"{name} ({label}) did not finish within {timeout:g} s and was stopped"
         elif out_of_memory:
@@ -72,6 +71,10 @@ class LifecycleError(RuntimeError):
         else:
             message = f"{name} ({label}) exited with status {returncode}"
         super().__init__(message)
+
+    @property
+    def timed_out(self) -> bool:
+        return self.timeout is not None
 
     def markdown(self, *, background: bool = False) -> str:
         """A section of ``CODESPACE_ERRORS.md`` that says what failed and what to do."""
@@ -166,7 +169,6 @@ async def run_steps(
     on_line: OnLine | None = None,
     on_step: Callable[[Step], None] | None = None,
     timeout: float | None = None,
-    preexec_fn: Callable[[], None] | None = None,
 ) -> None:
     """Run ``steps`` in order, each within ``timeout`` seconds. Raises LifecycleError."""
     if not steps:
@@ -189,7 +191,7 @@ async def run_steps(
             emit(f"--- {step.name}")
             status.update(step.name, "running")
             try:
-                await _run_step(step, workspace, env, emit, timeout, preexec_fn)
+                await _run_step(step, workspace, env, emit, timeout)
             except LifecycleError as error:
                 status.update(step.name, "timed out" if error.timed_out else "failed", error)
                 status.set_skipped([later.name for later in steps[index + 1 :]])
@@ -208,7 +210,6 @@ async def _run_step(
     env: Mapping[str, str],
     emit: OnLine,
     timeout: float | None,
-    preexec_fn: Callable[[], None] | None,
 ) -> None:
     if isinstance(step.command, dict):
         commands = list(step.command.items())
@@ -225,7 +226,6 @@ async def _run_step(
             env=env,
             on_line=lambda line: emit(prefix + line),
             timeout=timeout,
-            preexec_fn=preexec_fn,
         )
         if not finished.ok:
             raise LifecycleError(

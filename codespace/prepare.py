@@ -337,7 +337,7 @@ async def _lifecycle(
     elif isinstance(results[-1], LifecycleError):
         error = results[-1]
         ran = started[:-1]
-        problems.append(_lifecycle_problem(error))
+        problems.append(error.markdown())
         report.line(f"error: {error}; later commands did not run")
     done = ", ".join(step.name for step in ran) or "none succeeded"
     report.step(90, f"lifecycle: {done} ({timer})")
@@ -443,7 +443,3 @@ def _runner_problem(tail: str) -> str:
         "## The lifecycle commands could not be run\n\nThe runner that runs them as this "
         f"codespace's account stopped before it reported a result:\n\n```\n{tail}\n```\n"
     )
-
-
-def _lifecycle_problem(error: LifecycleError) -> str:
-    return error.markdown()

@@ -44,15 +44,13 @@ async def stream(
     on_line: OnLine | None = None,
     keep: int = 40,
     timeout: float | None = None,
-    preexec_fn: Callable[[], None] | None = None,
     input: bytes | None = None,
     grace: float = 0.0,
 ) -> Finished:
     """Run ``argv`` with stdout and stderr merged; call ``on_line`` for every line printed.
 
     Past ``timeout`` seconds the process group is killed and ``Finished.timed_out`` is set;
-    a cancelled call kills the group too. ``preexec_fn`` runs in the child before exec (after
-    it became a group leader), e.g. to drop privileges. ``input`` is written to its stdin.
+    a cancelled call kills the group too. ``input`` is written to its stdin.
     A cancelled call gives the group ``grace`` seconds after SIGTERM before SIGKILL.
     """
     process = await asyncio.create_subprocess_exec(
@@ -64,7 +62,6 @@ async def stream(
         stderr=asyncio.subprocess.STDOUT,
         limit=1 << 20,
         start_new_session=True,
-        preexec_fn=preexec_fn,
     )
     tail: deque[str] = deque(maxlen=keep)
     if input is not None:

@@ -26,6 +26,11 @@ from spawner import local_isolation as isolation
 from spawner.progress import ProgressLog
 
 
+def private_log(path: Path) -> int:
+    """A log file the hub appends to (mode 0600: it holds the codespace's output)."""
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600)
+
+
 def _local_sources(catalog: Path) -> list[Path]:
     """The catalog's local dataset directories: a codespace's sandbox shows them read-only
     (the accounts must be able to read them: make them world- or group-readable)."""
@@ -97,9 +102,10 @@ class IsolatedSpawnerMixin(LoggingConfigurable):
         if not (self.isolate_users and os.geteuid() == 0):
             paths.server_dir.mkdir(parents=True, exist_ok=True)
             return Isolation()
+        self._settings = self._isolation_settings()  # for this start (reads the catalog)
         account = await asyncio.to_thread(
             isolation.prepare_account,
-            self._isolation_settings(),
+            self._settings,
             self.user.name,
             paths.workspace,
             paths.server_dir,
@@ -113,13 +119,13 @@ class IsolatedSpawnerMixin(LoggingConfigurable):
         """Make the codespace's cgroup ``key`` with the spec's limits (or the defaults)."""
         if not iso.active:
             return
-        settings = self._isolation_settings()
+        settings = self._settings
         requested = isolation.account_limits(spec.resources.cpu, spec.resources.memory)
-        iso.cgroup = isolation.codespace_cgroup(settings, key, requested)
+        limits = requested.or_defaults(settings.defaults).within(settings.maximum)
+        iso.cgroup = isolation.codespace_cgroup(settings, key, limits)
         if iso.cgroup is None:
             log.line(f"warning: limits are not enforced: {isolation.host_cgroups().sentence()}")
             return
-        limits = requested.or_defaults(settings.defaults).within(settings.maximum)
         self.cgroup_state = {**iso.cgroup.to_state(), "limits": limits.describe()}
         log.step(33, f"limits: {limits.describe()}")
 
@@ -128,7 +134,7 @@ class IsolatedSpawnerMixin(LoggingConfigurable):
         if not iso.active:
             return
         iso.sandbox = isolation.sandbox_prefix(
-            self._isolation_settings(),
+            self._settings,
             iso.account,
             workspace=paths.workspace,
             server_dir=paths.server_dir,
@@ -153,8 +159,7 @@ class IsolatedSpawnerMixin(LoggingConfigurable):
             "Ask for more with resources.memory in the repository's configuration."
         )
         self.log.warning("%s/%s: %s", self.user.name, self.name, message)
-        fd = os.open(server_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600)
-        with os.fdopen(fd, "a") as handle:
+        with os.fdopen(private_log(server_log), "a") as handle:
             handle.write(message + "\n")
 
     async def _remove_cgroup(self) -> None:

@@ -51,7 +51,7 @@ from codespace.spec.model import Codespace
 from codespace.vscode import plan_extensions
 from spawner import local_isolation as isolation
 from spawner.form import parse_form, render_form, validate_options
-from spawner.isolated import IsolatedSpawnerMixin
+from spawner.isolated import IsolatedSpawnerMixin, private_log
 from spawner.progress import ProgressLog
 
 DEFAULT_SERVER_DIR = "_default"
@@ -85,11 +85,6 @@ def _write_private_json(path: Path, data: dict[str, Any], group: int | None = No
             os.fchown(handle.fileno(), 0, group)
             os.fchmod(handle.fileno(), 0o640)
         json.dump(data, handle, indent=2)
-
-
-def _private_log(path: Path) -> int:
-    """A log file the hub appends to (mode 0600: it holds the codespace's output)."""
-    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600)
 
 
 BASHRC = """# Written by Codespace Hub for this codespace's terminals.
@@ -338,7 +333,7 @@ class LocalCodespaceSpawner(IsolatedSpawnerMixin, LocalProcessSpawner):
                 return None
             home = iso.account.home
             uv_env = builder.account_env(home)
-            return isolation.build_as(self._isolation_settings(), iso, paths.workspace, uv_env)
+            return isolation.build_as(self._settings, iso, paths.workspace, uv_env)
 
         try:
             prepared = await prepare(
@@ -393,7 +388,7 @@ class LocalCodespaceSpawner(IsolatedSpawnerMixin, LocalProcessSpawner):
         job = job_text(
             paths.workspace, prepared.lifecycle_env, prepared.background, background=True
         )
-        with os.fdopen(_private_log(paths.server_dir / "lifecycle-runner.log"), "ab") as output:
+        with os.fdopen(private_log(paths.server_dir / "lifecycle-runner.log"), "ab") as output:
             process = subprocess.Popen(
                 iso.confined(runner_argv()),
                 cwd=paths.workspace,
@@ -533,7 +528,7 @@ class LocalCodespaceSpawner(IsolatedSpawnerMixin, LocalProcessSpawner):
         self.cmd = iso.confined(self._singleuser_cmd)
         self._server_env.update(iso.env())
         log_path = paths.server_dir / "server.log"
-        with os.fdopen(_private_log(log_path), "ab") as handle:
+        with os.fdopen(private_log(log_path), "ab") as handle:
             self.popen_kwargs = {"stdout": handle, "stderr": handle, "cwd": str(paths.workspace)}
             return await super().start()
 

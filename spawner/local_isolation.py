@@ -101,12 +101,12 @@ def prepare_account(settings: Settings, hub_user: str, workspace: Path, server_d
     return account
 
 
-def codespace_cgroup(settings: Settings, key: str, requested: CgroupLimits) -> Cgroup | None:
-    """The cgroup of one codespace: the spec's request, else the hub's defaults, capped."""
+def codespace_cgroup(settings: Settings, key: str, limits: CgroupLimits) -> Cgroup | None:
+    """The cgroup ``key`` of one codespace with ``limits`` (None where cgroups are not
+    usable): the spec's request, else the hub's defaults, capped by its maximum."""
     parent = codespaces_parent(settings.cpu_weight)
     if parent is None:
         return None
-    limits = requested.or_defaults(settings.defaults).within(settings.maximum)
     return parent.child(key, limits)
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from .errors import Diagnostic, Location, SpecError
 from .files import exists, inside, read_text, relpath
 
-# The same include syntax the environment hash follows (codespace.envhash).
+# The include syntax, also what the environment hash follows (codespace.envhash).
 INCLUDE = re.compile(r"^\s*(?:-r|--requirement|-c|--constraint)(?:\s+|=)(?P<path>\S+)")
 MAX_FILES = 100
 
