@@ -34,6 +34,20 @@ USERS = int(os.environ.get("BENCH_USERS", "20"))
 SINGLE_RUNS = 3
 
 
+def cpu_seconds() -> tuple[float, float]:
+    """Busy and idle CPU-seconds of the whole machine so far (``/proc/stat``)."""
+    fields = [int(value) for value in Path("/proc/stat").read_text().split()[1:9]]
+    tick = os.sysconf("SC_CLK_TCK")
+    idle = fields[3] + fields[4]
+    return (sum(fields) - idle) / tick, idle / tick
+
+
+def process_cpu(pid: int) -> float:
+    """CPU-seconds a process (and the children it waited for) used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(value) for value in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
 def p95(values: list[float]) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
@@ -81,10 +95,13 @@ def main() -> None:
                 hub.ensure_user(user)
             probe = ApiProbe(hub)
             probe.start()
-            started = time.perf_counter()
+            started, cpu_before = time.perf_counter(), cpu_seconds()
+            hub_before = process_cpu(hub.process.pid)
             with ThreadPoolExecutor(max_workers=USERS) as pool:
                 results = list(pool.map(lambda user: spawn(hub, user, repo), users))
             wall = time.perf_counter() - started
+            busy, idle = (a - b for a, b in zip(cpu_seconds(), cpu_before, strict=True))
+            hub_cpu = process_cpu(hub.process.pid) - hub_before
             probe.done.set()
             probe.join()
             with ThreadPoolExecutor(max_workers=USERS) as pool:  # a quiet machine again
@@ -97,6 +114,10 @@ def main() -> None:
     slowest = max(results, key=lambda result: result[0])
     storm_p95, api_p95 = p95(times), p95(probe.latencies) * 1000
     print(f"storm: {USERS} spawns at once, all ready in {wall:.1f} s")
+    print(
+        f"CPU during the storm: {busy:.1f} s busy, {idle:.1f} s idle ({os.cpu_count()} cores); "
+        f"the hub process {hub_cpu:.1f} s"
+    )
     print(
         f"storm spawn p95 {storm_p95:.2f} s (median {statistics.median(times):.2f} s) "
         f"vs single spawn {single:.2f} s: {storm_p95 / single:.2f}x (target <= 4x)"

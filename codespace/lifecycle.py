@@ -26,26 +26,42 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 from codespace.lifecycle_status import LOG_DIR, LOG_FILE, StatusFile
 from codespace.local.limits import own_oom_kills
-from codespace.spec.model import LIFECYCLE_COMMANDS, Codespace, Command
+from codespace.spec.lifecycle import (
+    DEFAULT_WAIT_FOR,
+    EVERY_START,
+    ONCE_PER_WORKSPACE,
+    ORDER,
+    POST_BUILD,
+    Step,
+    describe,
+    split_for_wait,
+    to_argv,
+)
 from codespace.streaming import stream
 
 OnLine = Callable[[str], None]
 
-# ``postBuild`` (repo2docker) builds the environment in an image; locally it runs once per
-# workspace before ``onCreateCommand``, in the codespace's own layer, and is always waited for.
-POST_BUILD = "postBuild"
-ORDER = (POST_BUILD, *LIFECYCLE_COMMANDS)
-ONCE_PER_WORKSPACE = (POST_BUILD, "onCreateCommand", "updateContentCommand", "postCreateCommand")
-EVERY_START = ("initializeCommand", "postStartCommand", "postAttachCommand")
-DEFAULT_WAIT_FOR = "updateContentCommand"
 LEGACY_MARKER = "codespace-created"  # all create-time commands done (earlier releases)
-__all__ = ["LOG_DIR", "LOG_FILE", "LifecycleError", "Step", "due_steps", "run_steps"]
+__all__ = [
+    "DEFAULT_WAIT_FOR",
+    "EVERY_START",
+    "LOG_DIR",
+    "LOG_FILE",
+    "ORDER",
+    "POST_BUILD",
+    "LifecycleError",
+    "Step",
+    "describe",
+    "due_steps",
+    "run_steps",
+    "split_for_wait",
+    "to_argv",
+]
 
 
 class LifecycleError(RuntimeError):
@@ -103,21 +119,6 @@ class LifecycleError(RuntimeError):
         )
 
 
-@dataclass(frozen=True)
-class Step:
-    """One lifecycle command due on this start."""
-
-    name: str
-    command: Command
-
-    def to_json(self) -> dict[str, object]:
-        return {"name": self.name, "command": self.command}
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, object]) -> Step:
-        return cls(str(data["name"]), data["command"])  # type: ignore[arg-type]
-
-
 def markers_dir(workspace: Path) -> Path:
     """Where the create-time commands that succeeded in this workspace are remembered."""
     return workspace / ".git" / "codespace-lifecycle"
@@ -136,29 +137,10 @@ def mark_done(workspace: Path, name: str) -> None:
         (markers_dir(workspace) / name).touch()
 
 
-def due_steps(spec: Codespace, workspace: Path) -> list[Step]:
-    """The commands to run on this start, in the devcontainer order."""
-    return [
-        Step(name, command) for name, command in spec.lifecycle() if not is_done(workspace, name)
-    ]
-
-
-def split_for_wait(steps: list[Step], wait_for: str | None) -> tuple[list[Step], list[Step]]:
-    """``(waited, background)``: the steps up to and including ``waitFor``, and the rest."""
-    last = ORDER.index(wait_for or DEFAULT_WAIT_FOR)
-    waited = [s for s in steps if ORDER.index(s.name) <= last]
-    return waited, [s for s in steps if ORDER.index(s.name) > last]
-
-
-def to_argv(command: str | list[str]) -> list[str]:
-    """A lifecycle command as an argument vector (strings go to ``/bin/sh -c``)."""
-    if isinstance(command, str):
-        return ["/bin/sh", "-c", command]
-    return list(command)
-
-
-def describe(command: str | list[str]) -> str:
-    return command if isinstance(command, str) else " ".join(command)
+def due_steps(steps: Iterable[Step], workspace: Path) -> list[Step]:
+    """The commands to run on this start: the launch plan's, less the create-time ones
+    that already succeeded in this workspace."""
+    return [step for step in steps if not is_done(workspace, step.name)]
 
 
 async def run_steps(

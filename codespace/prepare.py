@@ -17,17 +17,19 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 from codespace.datasets.attach import AttachResult, LocalDatasetSettings, attach_datasets
-from codespace.datasets.mounts import PendingMounts, plan_mounts
+from codespace.datasets.mounts import DATASETS_ENV, PendingMounts
 from codespace.envbuild import BuiltEnv, EnvBuildError, UvEnvBuilder, write_kernelspec
 from codespace.envbuild.overlay import Layer, ensure_layer, layer_env
 from codespace.envbuild.uv import BuildAs
+from codespace.errors_file import env_problem, errors_markdown, spec_problem
 from codespace.git import Checkout, checkout, origin_url
+from codespace.launch import LaunchPlan, Placement, make_launch_plan
 from codespace.lifecycle import LifecycleError, Step, due_steps, split_for_wait
 from codespace.lifecycle_runner import job_text, parse_result, runner_argv
 from codespace.lifecycle_status import ERRORS_FILE
@@ -36,7 +38,6 @@ from codespace.options import UserOptions
 from codespace.resolve import Resolution, default_resolution, resolve
 from codespace.spec.errors import SpecError
 from codespace.spec.model import Codespace
-from codespace.spec.variables import expand_env
 from codespace.streaming import stream
 
 LAYER_DIR = "env"  # the codespace's own layer, in its server directory
@@ -67,6 +68,7 @@ class LocalPaths:
 class Prepared:
     """Everything the spawner needs to start the server."""
 
+    plan: LaunchPlan
     checkout: Checkout
     spec: Codespace
     env: BuiltEnv
@@ -84,6 +86,11 @@ class Prepared:
     @property
     def errors_file(self) -> Path:
         return self.checkout.path / ERRORS_FILE
+
+
+def local_placement(paths: LocalPaths) -> Placement:
+    """The local mode's placement: the checkout, and the codespace's own layer."""
+    return Placement("local", str(paths.workspace), str(paths.server_dir / LAYER_DIR))
 
 
 class _Timer:
@@ -107,6 +114,7 @@ async def prepare(
     isolation: Isolation | None = None,
     confine: Callable[[Codespace, BuiltEnv], None] | None = None,
     build_as: Callable[[], BuildAs | None] | None = None,
+    sources: Sequence[str] | None = None,
 ) -> Prepared:
     """Run the local start pipeline for ``options``; raise only when the fetch fails.
 
@@ -119,41 +127,58 @@ async def prepare(
     With an ``isolation`` (:mod:`codespace.local.isolation`) git, the project's editable
     install and the lifecycle commands run as the codespace's account; ``confine`` is
     called once the environment is known, to set up the codespace's sandbox; ``build_as``
-    gives the account that builds an environment that is not in the cache yet.
+    gives the account that builds an environment that is not in the cache yet; ``sources``
+    the spec sources in precedence order (default: :data:`codespace.sources.DEFAULT_SOURCES`).
     """
     iso = isolation or Isolation()
     done = await _fetch(options, paths, report, iso)
-    resolution, recovery, problems, warnings = _resolve(options, paths, report)
-    spec = resolution.codespace
+    resolution, recovery, problems, warnings = _resolve(options, paths, report, sources)
     if check_spec is not None:
-        check_spec(spec)
+        check_spec(resolution.codespace)
     who = build_as() if build_as is not None else None
-    env, spec, recovery = await _environment(
+    env, resolution, recovery = await _environment(
         builder, paths, resolution, recovery, problems, report, who
     )
     warnings += env.warnings
+    pending = PendingMounts(datasets.state_dir).names() if datasets is not None else []
+    plan = make_launch_plan(
+        resolution,
+        options,
+        local_placement(paths),
+        pending=pending,
+        recovery=recovery,
+        problems=problems,
+        python_version=env.python_version,
+    )
+    spec = plan.spec
     base_path = base_env.get("PATH", "/usr/local/bin:/usr/bin:/bin")
     if confine is not None:
         confine(spec, env)
     layer = await _layer(builder, env, paths, warnings, report, iso)
-    variables = layer_env(layer, base_path)
     display = f"Python {env.python_version} ({paths.workspace.name})"
     write_kernelspec(
-        layer.path, paths.jupyter_data, display, base_path=base_path, variables=variables
+        layer.path,
+        paths.jupyter_data,
+        display,
+        base_path=base_path,
+        variables=layer_env(layer, base_path),
     )
     attached = AttachResult()
-    if datasets is not None:
-        attached = await _attach(spec, options, paths, datasets, report, iso)
+    if datasets is not None and plan.datasets:
+        attached = await _attach(plan, paths, datasets, report, iso)
         if attached.problems:
             problems.append(_datasets_problem(attached.problems, datasets.catalog))
-    # containerEnv describes an image (our layer's PATH wins over its PATH); remoteEnv is
-    # for the tools' processes and wins, its ${containerEnv:PATH} being the layer's PATH.
-    known = {**base_env, **variables, "CODESPACE_WORKSPACE": str(paths.workspace)}
-    container_env = expand_env(spec.containerEnv, known)
-    remote_env = expand_env(spec.remoteEnv, {**known, **container_env, **variables})
-    server_env = {**container_env, **variables, **remote_env, **attached.env()}
-    lifecycle_env = {**base_env, **server_env, "CODESPACE_WORKSPACE": str(paths.workspace)}
-    waited, background = split_for_wait(due_steps(spec, paths.workspace), spec.waitFor)
+    # The plan's variables over the host's, the shared environment after the layer on PATH;
+    # CODESPACE_DATASETS lists the datasets that were mounted.
+    outer = {**base_env, "PATH": f"{env.path / 'bin'}:{base_path}"}
+    server_env = {
+        key: value for key, value in plan.server_env(outer).items() if key != DATASETS_ENV
+    }
+    server_env.update(attached.env())
+    lifecycle_env = {**base_env, **server_env}
+    runtime = plan.runtime()
+    due = due_steps(runtime.steps, paths.workspace)
+    waited, background = split_for_wait(due, runtime.wait_for)
     ran = await _lifecycle(waited, paths, lifecycle_env, lifecycle_timeout, problems, report, iso)
     if len(ran) < len(waited):
         background = []  # a waited-for command failed: the later ones do not run
@@ -161,6 +186,7 @@ async def prepare(
         names = ", ".join(step.name for step in background)
         report.line(f"lifecycle: {names} will run in the background (.codespace-logs/)")
     prepared = Prepared(
+        plan=plan,
         checkout=done,
         spec=spec,
         env=env,
@@ -199,17 +225,17 @@ async def _fetch(
 
 
 def _resolve(
-    options: UserOptions, paths: LocalPaths, report: Reporter
+    options: UserOptions, paths: LocalPaths, report: Reporter, sources: Sequence[str] | None
 ) -> tuple[Resolution, bool, list[str], list[str]]:
     """``(resolution, recovery, problems, warnings)``: a spec error gives the default."""
     timer = _Timer()
     problems: list[str] = []
     report.step(25, "resolve: reading the repository's configuration")
     try:
-        resolution = resolve(paths.workspace, config=options.config, mode="local")
+        resolution = resolve(paths.workspace, config=options.config, mode="local", sources=sources)
         recovery = False
     except SpecError as error:
-        problems.append(_spec_problem(error))
+        problems.append(spec_problem(error))
         report.line("error: the configuration has errors; starting a recovery codespace")
         for diagnostic in error.diagnostics:
             report.line(f"  {diagnostic}")
@@ -230,7 +256,7 @@ async def _environment(
     problems: list[str],
     report: Reporter,
     who: BuildAs | None,
-) -> tuple[BuiltEnv, Codespace, bool]:
+) -> tuple[BuiltEnv, Resolution, bool]:
     """Build (or find) the environment; a failed build falls back to the default one."""
     timer = _Timer()
     spec = resolution.codespace
@@ -240,16 +266,19 @@ async def _environment(
             paths.workspace, spec, resolution.env_hash, on_line=report.line, build_as=who
         )
     except EnvBuildError as error:
-        problems.append(_env_problem(error))
+        problems.append(env_problem(str(error)))
         report.line("error: the environment build failed; starting on the default environment")
-        fallback = default_resolution(paths.workspace)
-        spec, recovery = fallback.codespace, True
+        resolution, recovery = default_resolution(paths.workspace), True
         env = await builder.build(
-            paths.workspace, spec, fallback.env_hash, on_line=report.line, build_as=who
+            paths.workspace,
+            resolution.codespace,
+            resolution.env_hash,
+            on_line=report.line,
+            build_as=who,
         )
     how = "cache hit" if env.cache_hit else "built"
     report.step(70, f"environment: {how}, Python {env.python_version} ({timer})")
-    return env, spec, recovery
+    return env, resolution, recovery
 
 
 async def _layer(
@@ -345,68 +374,27 @@ async def _lifecycle(
 
 
 def write_errors_file(prepared: Prepared, iso: Isolation | None = None) -> None:
-    """Write (or remove, when all is well) ``CODESPACE_ERRORS.md`` in the workspace.
-
-    Problems (what failed) and warnings (what this mode did not honour, what is missing
-    from the environment) both go there, so nothing a repository asks for is dropped
-    without a word where the user looks.
-    """
+    """Write (or remove, when all is well) ``CODESPACE_ERRORS.md`` in the workspace."""
     iso = iso or Isolation()
-    path = prepared.errors_file
-    if not prepared.problems and not prepared.warnings:
-        iso.remove_file(path)
-        return
-    parts = _problem_parts(prepared) if prepared.problems else _warning_intro()
-    if prepared.warnings:
-        parts += ["## Warnings\n", *(f"- {warning}" for warning in prepared.warnings), ""]
-    iso.write_file(path, "\n".join(parts))
-
-
-def _warning_intro() -> list[str]:
-    return [
-        "# This codespace started with warnings\n",
-        "The repository's configuration asks for things this codespace could not give it. "
-        "They are listed below; `codespace validate` in a terminal shows them too.",
-        "",
-    ]
-
-
-def _problem_parts(prepared: Prepared) -> list[str]:
-    title = "is a recovery codespace" if prepared.recovery else "started with problems"
-    return [
-        f"# This codespace {title}\n",
-        "Something in the repository's configuration went wrong. Your repository is checked "
-        "out here and you can work on it"
-        + (" in the platform's default environment." if prepared.recovery else "."),
-        "",
-        *prepared.problems,
-        "## How to retry\n",
-        "1. Fix the files named above, here in the workspace (or pull a fixed commit in a "
-        "terminal: `git pull`).",
-        "2. Stop and start this server: *File > Hub Control Panel*, **Stop**, then **Start**.",
-        "   The configuration is read again and the environment is rebuilt if its files changed.",
-        "",
-        "`codespace validate` in a terminal checks the configuration without restarting.",
-        "",
-    ]
+    text = errors_markdown(prepared.problems, prepared.warnings, prepared.recovery)
+    if text is None:
+        iso.remove_file(prepared.errors_file)
+    else:
+        iso.write_file(prepared.errors_file, text)
 
 
 async def _attach(
-    spec: Codespace,
-    options: UserOptions,
+    plan: LaunchPlan,
     paths: LocalPaths,
     settings: LocalDatasetSettings,
     report: Reporter,
     iso: Isolation,
 ) -> AttachResult:
-    """Mount the spec's, the form's and the pending datasets (see codespace.datasets.attach);
-    the links are made as the codespace's account."""
-    mounts = plan_mounts(spec, options.datasets, PendingMounts(settings.state_dir).names())
-    if not mounts:
-        return AttachResult()
+    """Mount the plan's datasets (the spec's, the form's and the pending ones; see
+    codespace.datasets.attach); the links are made as the codespace's account."""
     timer = _Timer()
     result = await attach_datasets(
-        mounts,
+        list(plan.datasets),
         settings,
         paths.workspace,
         on_step=lambda message: report.step(72, message),
@@ -427,15 +415,6 @@ def _datasets_problem(problems: list[str], catalog: Path | None) -> str:
         f"{lines}\n\n{where} Pick datasets it lists in the spawn form, or fix the names in "
         "the repository's `datasets:`.\n"
     )
-
-
-def _spec_problem(error: SpecError) -> str:
-    lines = "\n".join(f"    {diagnostic}" for diagnostic in error.diagnostics)
-    return f"## The configuration has errors\n\n{lines}\n"
-
-
-def _env_problem(error: EnvBuildError) -> str:
-    return f"## The environment could not be built\n\n```\n{error}\n```\n"
 
 
 def _runner_problem(tail: str) -> str:

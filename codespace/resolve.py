@@ -1,6 +1,7 @@
 """Repository directory -> one validated :class:`~codespace.spec.model.Codespace`.
 
-The first source present wins (DESIGN.md §3); the order is the ``detectors`` list:
+The first source present wins (DESIGN.md §3); the order is a list of detector classes,
+``sources`` (default :data:`~codespace.sources.DEFAULT_SOURCES`):
 
 1. ``.codespace/codespace.yaml`` (may ``extends:`` a devcontainer.json), then a bare
    ``.codespace/`` directory read like ``binder/``;
@@ -9,8 +10,9 @@ The first source present wins (DESIGN.md §3); the order is the ``detectors`` li
 3. ``binder/`` or ``.binder/``, then repo2docker files at the root;
 4. the platform default.
 
-``config`` names a devcontainer configuration and makes it win. ``mode`` ("local" or
-"kubernetes") decides which values cannot be honoured; those become warnings.
+``config`` names a devcontainer configuration and makes it win (read by the first
+devcontainer detector in ``sources``). ``mode`` ("local" or "kubernetes") decides which
+values cannot be honoured; those become warnings.
 """
 
 from __future__ import annotations
@@ -22,17 +24,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .envhash import environment_hash
+from .sources import DEFAULT_SOURCES, Source, load_sources
 from .sources.base import Detector, Found, drop_unknown_tool_keys
-from .sources.codespace_yaml import CodespaceYamlDetector
 from .sources.devcontainer import DevcontainerDetector
-from .sources.repo2docker import (
-    BinderDirectoryDetector,
-    CodespaceDirectoryDetector,
-    RootFilesDetector,
-)
 from .spec.errors import Diagnostic, Location, SpecError
 from .spec.files import inside, read_text
-from .spec.model import LIFECYCLE_COMMANDS, Codespace
+from .spec.model import Codespace
 from .spec.parse import Document
 from .spec.requirements import check_requirements
 from .spec.validate import validate
@@ -43,10 +40,11 @@ DEFAULT_SOURCE = "(default)"
 
 # Values a mode cannot honour: each one set is a warning in that mode (nothing is dropped
 # silently). Local mode builds a uv environment on the host and runs the lifecycle commands
-# there: no image, no Dockerfile, no features or apt packages, no postBuild (it runs in an
-# image build) and no start script (not run by either spawner); remoteEnv and a
-# workspaceFolder other than the checkout are not applied. Kubernetes renders an image from
-# the python/apt/postBuild keys or builds the Dockerfile, but installs no features yet.
+# there (postBuild once per workspace): no image, no Dockerfile, no features or apt packages,
+# no start script (run by neither mode), no workspaceFolder other than the checkout.
+# Kubernetes renders an image from the python/apt/postBuild keys (a devcontainer image or
+# Dockerfile is its base) and its pods run the lifecycle commands (codespace.kube.entrypoint),
+# but it installs no features yet.
 MODE_UNSUPPORTED: dict[str, dict[str, str]] = {
     "local": {
         "image": "a container image",
@@ -59,22 +57,9 @@ MODE_UNSUPPORTED: dict[str, dict[str, str]] = {
     "kubernetes": {
         "features": "dev container features",
         "start": "a start script",
-        # the pod runs jupyterhub-singleuser only; the launch plan (issue 11) brings them
-        **{name: "a lifecycle command (pods do not run them yet)" for name in LIFECYCLE_COMMANDS},
     },
 }
 LOCAL_UNSUPPORTED = MODE_UNSUPPORTED["local"]
-
-
-def default_detectors(config: str | None = None) -> list[Detector]:
-    """The detectors in precedence order (DESIGN.md §3)."""
-    return [
-        CodespaceYamlDetector(),
-        CodespaceDirectoryDetector(),
-        DevcontainerDetector(config),
-        BinderDirectoryDetector(),
-        RootFilesDetector(),
-    ]
 
 
 @dataclass
@@ -109,25 +94,35 @@ def resolve(
     *,
     config: str | None = None,
     mode: str = "local",
-    detectors: Sequence[Detector] | None = None,
+    sources: Sequence[Source] | None = None,
 ) -> Resolution:
-    """Resolve the repository checked out at ``root``; raises :class:`SpecError`."""
+    """Resolve the repository checked out at ``root``; raises :class:`SpecError`.
+
+    ``sources``: detector classes or their import strings, tried in order (default
+    :data:`DEFAULT_SOURCES`); a bad one is a ValueError naming it.
+    """
     root = Path(root)
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
+    classes = load_sources(DEFAULT_SOURCES if sources is None else sources)
     if not root.is_dir():
         raise SpecError.at(None, f"{root} is not a directory")
-    if config is not None:
-        found = DevcontainerDetector(config).detect(root)
-    else:
-        found = None
-        for detector in detectors if detectors is not None else default_detectors():
-            found = detector.detect(root)
-            if found is not None:
-                break
+    found = None
+    for detector in _detectors(classes, config):
+        found = detector.detect(root)
+        if found is not None:
+            break
     if found is None:
         return default_resolution(root, mode=mode)
     return _finish(root, found, mode)
+
+
+def _detectors(classes: list[type[Detector]], config: str | None) -> list[Detector]:
+    """One detector per class; a named devcontainer ``config`` is the only one tried."""
+    if config is None:
+        return [cls() for cls in classes]
+    named = next((c for c in classes if issubclass(c, DevcontainerDetector)), DevcontainerDetector)
+    return [named(config)]
 
 
 def default_resolution(root: str | os.PathLike[str], *, mode: str = "local") -> Resolution:

@@ -1,22 +1,33 @@
-"""The server extension application: settings (traitlets) and handler wiring only."""
+"""The server extension application: settings (traitlets) and handler wiring only.
+
+Each capability's backend is a class picked by a ``Type`` trait (as jupyter_server picks its
+contents manager) and built with ``from_settings(settings)``: a site plugs in its own backend
+by configuration alone. A capability adds one ``<capability>_backend_class`` trait and one
+``self.build_backend(...)`` line in :meth:`CodespaceExtension.initialize_settings`.
+"""
 
 from __future__ import annotations
 
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 from jupyter_server.extension.application import ExtensionApp
-from traitlets import Dict, Enum, Unicode, default
+from traitlets import Dict, TraitError, Type, Unicode, default, observe, validate
 
-from codespace.datasets.backend import DatasetBackend
-from codespace.datasets.catalog import Catalog, catalog_path
-from codespace.datasets.fluid import FluidBackend
-from codespace.datasets.fluid_pending import pending_store
+from codespace.datasets.backend import DatasetBackend, DatasetSettings
+from codespace.datasets.catalog import catalog_path
 from codespace.datasets.local import LocalBackend
 from extensions.datasets_handlers import dataset_handlers
 
 SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+
+# The short names ``dataset_backend`` (deprecated) accepts, each the import string of a class.
+DATASET_BACKENDS = {
+    "local": "codespace.datasets.local.LocalBackend",
+    "fluid": "codespace.datasets.fluid.FluidBackend",
+}
 
 
 class CodespaceExtension(ExtensionApp):
@@ -25,12 +36,21 @@ class CodespaceExtension(ExtensionApp):
     name = "codespace"
     load_other_extensions = True
 
-    dataset_backend = Enum(
-        ["local", "fluid"],
-        default_value="local",
+    dataset_backend_class = Type(
+        default_value=LocalBackend,
+        klass=DatasetBackend,
         config=True,
-        help="Dataset backend: 'local' (a catalog file) or 'fluid' (Fluid Datasets in the "
-        "codespace's Kubernetes namespace).",
+        help="The dataset backend: a DatasetBackend subclass (or its import string), built "
+        "with its from_settings(DatasetSettings). Ours: codespace.datasets.local.LocalBackend "
+        "(a catalog file; the default) and codespace.datasets.fluid.FluidBackend (Fluid "
+        "Datasets in the codespace's Kubernetes namespace).",
+    )
+    dataset_backend = Unicode(
+        "",
+        config=True,
+        help="Deprecated: use dataset_backend_class. A short name, "
+        + " or ".join(repr(name) for name in DATASET_BACKENDS)
+        + ", that sets dataset_backend_class.",
     )
     dataset_catalog = Unicode(
         "",
@@ -92,27 +112,54 @@ class CodespaceExtension(ExtensionApp):
         raw = os.environ.get("CODESPACE_DATASET_MOUNTS")
         return json.loads(raw) if raw else {}
 
-    def make_dataset_backend(self) -> DatasetBackend:
-        if self.dataset_backend == "fluid":
-            return FluidBackend(
-                self.fluid_namespace,
-                mount_paths=self.dataset_mount_paths,
-                pending=pending_store(self.fluid_namespace, Path(self.state_dir)),
+    @validate("dataset_backend")
+    def _check_backend_name(self, proposal: dict[str, Any]) -> str:
+        name = proposal["value"]
+        if name and name not in DATASET_BACKENDS:
+            raise TraitError(
+                f"CodespaceExtension.dataset_backend: unknown backend {name!r}; known: "
+                f"{', '.join(DATASET_BACKENDS)} (or set dataset_backend_class to a class)"
             )
-        return LocalBackend(
-            Catalog(catalog_path(self.dataset_catalog or None)),
-            cache_dir=Path(self.dataset_cache_dir),
+        return name
+
+    @observe("dataset_backend")
+    def _backend_name_changed(self, change: dict[str, Any]) -> None:
+        if not change["new"]:
+            return
+        target = DATASET_BACKENDS[change["new"]]
+        self.log.warning(
+            "CodespaceExtension.dataset_backend=%s is deprecated; "
+            "use CodespaceExtension.dataset_backend_class=%s",
+            change["new"],
+            target,
+        )
+        self.dataset_backend_class = target
+
+    def dataset_settings(self) -> DatasetSettings:
+        return DatasetSettings(
             workspace=Path(self.workspace),
+            state_dir=Path(self.state_dir),
+            cache_dir=Path(self.dataset_cache_dir),
+            catalog=catalog_path(self.dataset_catalog or None),
             storage_options=self.storage_options,
-            pending_dir=Path(self.state_dir),
+            namespace=self.fluid_namespace,
+            mount_paths=self.dataset_mount_paths,
         )
 
+    def build_backend(self, cls: Any, settings: Any) -> Any:
+        """``cls.from_settings(settings)``, closed when the extension stops."""
+        backend = cls.from_settings(settings)
+        self.log.info("codespace: %s backend %s.%s", backend.kind, cls.__module__, cls.__qualname__)
+        self._backends.append(backend)
+        return backend
+
     def initialize_settings(self) -> None:
-        self.datasets = self.make_dataset_backend()
-        self.log.info("codespace: %s dataset backend", self.datasets.kind)
+        self._backends: list[Any] = []
+        self.datasets = self.build_backend(self.dataset_backend_class, self.dataset_settings())
 
     def initialize_handlers(self) -> None:
         self.handlers.extend(dataset_handlers(self.datasets))
 
     async def stop_extension(self) -> None:
-        await self.datasets.close()
+        for backend in reversed(self._backends):
+            await backend.close()

@@ -25,21 +25,32 @@ from kubespawner import KubeSpawner
 from kubespawner.clients import shared_client
 from traitlets import Bool, Dict, List, Unicode, default
 
+from codespace.errors_file import ERRORS_FILE, env_problem, spec_problem
 from codespace.git import checkout
 from codespace.kube.config import KubeConfig, load_config, parse_config
 from codespace.kube.pending import pending_configmap_name, pending_env
-from codespace.kube.plan import OVERRIDE_TRAITS, KubePlan, Names, make_kube_plan
+from codespace.kube.plan import (
+    ENTRYPOINT,
+    OVERRIDE_TRAITS,
+    KubePlan,
+    Names,
+    launch_plan,
+    make_kube_plan,
+)
 from codespace.options import UserOptions
 from codespace.resolve import default_resolution, resolve
 from codespace.spec.errors import SpecError
 from spawner.form import parse_form, render_form, validate_options
-from spawner.kube.build import run_build_job
+from spawner.kube.build import BuildFailed, run_build_job
 from spawner.kube.datasets import check_datasets, list_datasets, usable_pending
 from spawner.kube.failfast import EVENT_REASONS, WAITING_REASONS, pod_failure
 from spawner.kube.form import dataset_choices
 from spawner.kube.pending import delete_pending, read_pending
 from spawner.kube.registry import Credentials, image_exists
 from spawner.progress import ProgressLog
+from spawner.traits import sources_trait
+
+FLUID_BACKEND = "codespace.datasets.fluid.FluidBackend"
 
 # KubeSpawner traits whose strings it formats with user properties ("{username}"):
 # our values are data, so their braces are escaped before they reach it.
@@ -107,8 +118,10 @@ class KubeCodespaceSpawner(KubeSpawner):
         help="""Fluid datasets: list the namespace's Datasets in the spawn form, mount the ones
         a running codespace recorded with ``mount()`` (ConfigMap
         ``codespace-pending-<pod>``), and start the codespace's dataset API with the Fluid
-        backend (``--CodespaceExtension.dataset_backend=fluid``).""",
+        backend (``--CodespaceExtension.dataset_backend_class=`` the Fluid backend).""",
     )
+
+    codespace_sources = sources_trait()
 
     codespace_plan: KubePlan | None = None
 
@@ -118,7 +131,9 @@ class KubeCodespaceSpawner(KubeSpawner):
 
     @default("cmd")
     def _default_cmd(self) -> list[str]:
-        return ["jupyterhub-singleuser"]
+        # codespace-start applies the launch plan (variables, lifecycle commands,
+        # CODESPACE_ERRORS.md), then runs the server: codespace.kube.entrypoint
+        return [*ENTRYPOINT, "jupyterhub-singleuser"]
 
     @default("options_form")
     def _default_options_form(self) -> Any:
@@ -175,11 +190,38 @@ class KubeCodespaceSpawner(KubeSpawner):
                 log.step(10, f"Checking datasets: {', '.join(d.name for d in plan.datasets)}")
                 custom = shared_client("CustomObjectsApi")
                 await check_datasets(custom, self.namespace, [d.name for d in plan.datasets])
-            await self._ensure_image(plan, log)
+            plan = await self._image_or_recovery(plan, options, log, pending)
             self._apply_plan(plan)
             log.step(60, "Creating the pod: schedule, pull the image, start the server")
         finally:
             log.close()
+
+    async def _image_or_recovery(
+        self, plan: KubePlan, options: UserOptions, log: ProgressLog, pending: list[str]
+    ) -> KubePlan:
+        """Make sure the image exists; a build that fails or cannot start gives a recovery
+        codespace on the platform image (the repository checked out, the error in
+        ``CODESPACE_ERRORS.md`` and here), never a lockout."""
+        try:
+            await self._ensure_image(plan, log)
+            return plan
+        except BuildFailed as error:
+            log.step(56, "error: the image build failed; starting a recovery codespace")
+            for line in str(error).splitlines():
+                log.line(line)
+            problems = [*plan.launch.problems, env_problem(str(error), what="image")]
+        fallback = default_resolution(".", mode="kubernetes")
+        launch = launch_plan(
+            fallback,
+            options,
+            self.kube_config(),
+            pending=pending,
+            recovery=True,
+            problems=problems,
+        )
+        recovery = make_kube_plan(launch, self.kube_config(), plan.names)
+        await self._ensure_image(recovery, log)
+        return recovery
 
     @property
     def pending_configmap(self) -> str:
@@ -203,28 +245,37 @@ class KubeCodespaceSpawner(KubeSpawner):
     ) -> KubePlan:
         log.step(2, f"Reading the codespace spec of {options.repo} {options.ref or ''}".strip())
         work = Path(tempfile.mkdtemp(prefix="codespace-spec-"))
+        problems: list[str] = []
         try:
             source = await checkout(options.repo, options.ref, work / "repo", on_line=log.line)
             try:
-                resolution = resolve(source.path, config=options.config, mode="kubernetes")
+                resolution = resolve(
+                    source.path,
+                    config=options.config,
+                    mode="kubernetes",
+                    sources=self.codespace_sources,
+                )
             except SpecError as error:
                 log.step(5, "The codespace spec has errors; starting a recovery codespace:")
                 for line in str(error).splitlines():
                     log.line(line)
-                resolution = default_resolution(source.path)
+                problems.append(spec_problem(error))
+                resolution = default_resolution(source.path, mode="kubernetes")
         finally:
             shutil.rmtree(work, ignore_errors=True)
         for warning in resolution.warnings:
             log.line(f"warning: {warning}")
         names = Names(namespace=self.namespace, pod=self.pod_name, pvc=self.pvc_name)
-        plan = make_kube_plan(
-            resolution.codespace,
+        config = self.kube_config()
+        launch = launch_plan(
+            resolution,
             options,
-            self.kube_config(),
-            resolution.env_hash,
-            names,
+            config,
             pending=pending or (),
+            recovery=bool(problems),
+            problems=problems,
         )
+        plan = make_kube_plan(launch, config, names)
         for warning in plan.warnings:
             log.line(f"warning: {warning}")
         gpu = plan.gpu.env.get("CODESPACE_GPU_RESOURCE")
@@ -257,6 +308,7 @@ class KubeCodespaceSpawner(KubeSpawner):
         if configured is None:
             configured = {name: copy.deepcopy(getattr(self, name)) for name in OVERRIDE_TRAITS}
             self._configured_values = configured
+            self._configured_url = self.default_url
         for name, value in configured.items():  # forget the previous spawn's plan
             setattr(self, name, copy.deepcopy(value))
         for name, value in plan.kubespawner_overrides().items():
@@ -268,6 +320,9 @@ class KubeCodespaceSpawner(KubeSpawner):
             elif isinstance(value, list) and isinstance(base, list):
                 value = [*base, *value]
             setattr(self, name, value)
+        launch = plan.launch
+        noteworthy = launch.problems or launch.warnings or plan.warnings
+        self.default_url = f"/lab/tree/{ERRORS_FILE}" if noteworthy else self._configured_url
         self.codespace_plan = plan
 
     def get_env(self) -> dict[str, str]:
@@ -286,7 +341,7 @@ class KubeCodespaceSpawner(KubeSpawner):
     def get_args(self) -> list[str]:
         args = super().get_args()
         if self.fluid_datasets:
-            args.append("--CodespaceExtension.dataset_backend=fluid")
+            args.append(f"--CodespaceExtension.dataset_backend_class={FLUID_BACKEND}")
         return args
 
     async def delete_forever(self) -> None:

@@ -53,6 +53,7 @@ from spawner import local_isolation as isolation
 from spawner.form import parse_form, render_form, validate_options
 from spawner.isolated import IsolatedSpawnerMixin, private_log
 from spawner.progress import ProgressLog
+from spawner.traits import sources_trait
 
 DEFAULT_SERVER_DIR = "_default"
 SINGLEUSER_CONFIG = Path(__file__).resolve().parent.parent / "config" / "singleuser"
@@ -188,6 +189,7 @@ class LocalCodespaceSpawner(IsolatedSpawnerMixin, LocalProcessSpawner):
         the reason shown on the spawn page and in CODESPACE_ERRORS.md. 0 means no limit.""",
     )
 
+    codespace_sources = sources_trait()
     allowed_repo_roots = List(
         Unicode(),
         config=True,
@@ -348,6 +350,7 @@ class LocalCodespaceSpawner(IsolatedSpawnerMixin, LocalProcessSpawner):
                 isolation=iso,
                 confine=lambda spec, env: self._confine(iso, paths, env.path),
                 build_as=who,
+                sources=self.codespace_sources,
             )
         except Exception as error:
             log.step(99, f"failed: {error}")
@@ -475,14 +478,9 @@ class LocalCodespaceSpawner(IsolatedSpawnerMixin, LocalProcessSpawner):
             **prepared.server_env,
             "JUPYTER_PATH": os.pathsep.join(p for p in jupyter_path if p),
             "JUPYTER_CONFIG_PATH": os.pathsep.join(p for p in config_path if p),
-            "CODESPACE_WORKSPACE": str(paths.workspace),
             "CODESPACE_SERVER_DIR": str(paths.server_dir),
             "CODESPACE_CODE_SERVER": self.code_server,
-            "CODESPACE_VSCODE_EXTENSIONS": " ".join(prepared.spec.customizations.vscode.extensions),
-            "CODESPACE_VSCODE_SETTINGS": json.dumps(prepared.spec.customizations.vscode.settings),
             "CODESPACE_VSIX_PATH": os.pathsep.join(self.vsix_dirs),
-            "CODESPACE_REPO": options.repo,
-            "CODESPACE_PROFILE": options.profile or "",
             CATALOG_ENV: str(datasets.catalog or ""),
             **getattr(self, "_gpu_env", {}),
         }

@@ -1,10 +1,15 @@
-"""``codespace plan PATH --target kubernetes``: print every object a spawn would create.
+"""``codespace plan PATH --target local|kubernetes``: print what a spawn would do.
 
-For admins and CI to review and lint (``kubectl apply --dry-run=server -f -``,
-kubeconform, policy checks) without a hub. Prints the image build Job (when the image
-must be built), the workspace PVC and the pod as KubeSpawner will create it, as YAML
-documents or, with ``--json``, one ``v1`` ``List``. Without ``--config`` the documented
-default profile is used (CPU only: a GPU request is refused, naming the profile).
+Both targets render the same launch plan (:mod:`codespace.launch`). ``--target local``
+prints it as the local mode applies it: the environment (hash, Python, kernel layer), the
+server's variables, the dataset links, the lifecycle commands and the proxied apps, with
+the data directory's paths (``--data-dir``, ``--user``, ``--server``). ``--target
+kubernetes`` (the default) prints every object a spawn would create, for admins and CI to
+review and lint (``kubectl apply --dry-run=server -f -``, kubeconform, policy checks)
+without a hub: the image build Job (when the image must be built, with its Dockerfile),
+the workspace PVC and the pod as KubeSpawner will create it, as YAML documents or, with
+``--json``, one ``v1`` ``List``. Without ``--config`` the documented default profile is
+used (CPU only: a GPU request is refused, naming the profile).
 """
 
 from __future__ import annotations
@@ -20,7 +25,8 @@ import yaml
 from codespace.kube.config import ConfigError, load_config
 from codespace.kube.datasets import DatasetNotReady
 from codespace.kube.gpu import GpuUnsatisfiable
-from codespace.kube.plan import Names, PlanError, make_kube_plan
+from codespace.kube.plan import Names, PlanError, launch_plan, make_kube_plan
+from codespace.launch import TARGETS, Placement, make_launch_plan
 from codespace.options import UserOptions
 
 
@@ -36,7 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=__doc__.split("\n\n")[1],
     )
     parser.add_argument("path", type=Path, help="the repository checkout")
-    parser.add_argument("--target", choices=["kubernetes"], default="kubernetes")
+    parser.add_argument("--target", choices=list(TARGETS), default="kubernetes")
     parser.add_argument("--profile", help="profile name (default: the config's default)")
     parser.add_argument(
         "--config", type=Path, help="the admin's Kubernetes document (YAML/JSON; see README)"
@@ -49,7 +55,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--spec-config", help="devcontainer configuration name when several")
     parser.add_argument("--namespace", default="codespaces")
-    parser.add_argument("--user", default="user", help="user name for object names")
+    parser.add_argument("--user", default="user", help="user name for object names and paths")
+    parser.add_argument("--server", default="", help="server name (local paths)")
+    parser.add_argument(
+        "--data-dir", type=Path, default=Path("data"), help="the hub's data directory (local)"
+    )
     parser.set_defaults(func=run)
 
 
@@ -69,6 +79,24 @@ def _origin(path: Path) -> str:
     return str(path.resolve())
 
 
+def _local_placement(args: argparse.Namespace) -> Placement:
+    root = args.data_dir.resolve()
+    name = args.server or "default"
+    return Placement(
+        "local",
+        str(root / "workspaces" / args.user / name),
+        str(root / "servers" / args.user / name / "env"),
+    )
+
+
+def _dump(data: object, as_json: bool) -> str:
+    if as_json:
+        return json.dumps(data, indent=2) + "\n"
+    if isinstance(data, list):
+        return yaml.dump_all(data, Dumper=_NoAliases, sort_keys=False)
+    return yaml.dump(data, Dumper=_NoAliases, sort_keys=False)
+
+
 def run(args: argparse.Namespace) -> int:
     from codespace.resolve import resolve  # the spec layer; imported late to keep help fast
     from codespace.spec.errors import SpecError
@@ -77,20 +105,24 @@ def run(args: argparse.Namespace) -> int:
         print(f"codespace plan: {args.path} is not a directory", file=sys.stderr)
         return 2
     try:
-        config = load_config(args.config)
         options = UserOptions(
             repo=args.repo or _origin(args.path),
             ref=args.ref,
             profile=args.profile,
             datasets=args.dataset,
         )
-        resolution = resolve(args.path, config=args.spec_config, mode="kubernetes")
+        resolution = resolve(args.path, config=args.spec_config, mode=args.target)
+        if args.target == "local":
+            launch = make_launch_plan(resolution, options, _local_placement(args))
+            for warning in launch.warnings:
+                print(f"warning: {warning}", file=sys.stderr)
+            print(_dump(launch.describe(), args.json), end="")
+            return 0
+        config = load_config(args.config)
         names = Names(
             namespace=args.namespace, pod=f"jupyter-{args.user}", pvc=f"claim-{args.user}"
         )
-        plan = make_kube_plan(
-            resolution.codespace, options, config, resolution.env_hash, names=names
-        )
+        plan = make_kube_plan(launch_plan(resolution, options, config), config, names=names)
     except SpecError as error:
         print(str(error), file=sys.stderr)
         return 1
@@ -101,8 +133,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"warning: {warning}", file=sys.stderr)
     objects = plan.objects()
     if args.json:
-        document = {"apiVersion": "v1", "kind": "List", "items": objects}
-        print(json.dumps(document, indent=2))
+        print(_dump({"apiVersion": "v1", "kind": "List", "items": objects}, True), end="")
     else:
-        print(yaml.dump_all(objects, Dumper=_NoAliases, sort_keys=False), end="")
+        print(_dump(objects, False), end="")
     return 0

@@ -14,6 +14,7 @@ from pathlib import Path
 import yaml
 
 from ..resolve import MODES, Resolution, resolve
+from ..sources import load_sources
 from ..spec.errors import Diagnostic, SpecError
 from ..spec.schema import manifest_schema
 
@@ -26,6 +27,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     common.add_argument("--config", help="devcontainer config name (.devcontainer/NAME/)")
     common.add_argument(
         "--mode", choices=MODES, default="local", help="target that must honour the values"
+    )
+    common.add_argument(
+        "--sources",
+        help="detector classes to try, in order, as comma-separated import strings "
+        "(default: codespace.sources.DEFAULT_SOURCES)",
     )
 
     validate = subparsers.add_parser(
@@ -46,7 +52,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 def _load(args: argparse.Namespace) -> Resolution | None:
     try:
-        resolution = resolve(Path(args.path), config=args.config, mode=args.mode)
+        sources = load_sources(args.sources.split(",")) if args.sources else None
+    except ValueError as error:  # a --sources entry that is not a detector class
+        print(f"error: {error}", file=sys.stderr)
+        return None
+    try:
+        resolution = resolve(Path(args.path), config=args.config, mode=args.mode, sources=sources)
     except SpecError as error:
         _print(error.diagnostics, "error")
         return None

@@ -25,10 +25,9 @@ from codespace.datasets.backend import DatasetError, DatasetNotFound
 from codespace.datasets.catalog import Catalog
 from codespace.datasets.local import LocalBackend
 from codespace.datasets.models import PrewarmOperation
-from codespace.datasets.mounts import DatasetMount, PendingMounts
+from codespace.datasets.mounts import DATASETS_ENV, DatasetMount, PendingMounts
 from codespace.datasets.sizes import human_bytes
 
-DATASETS_ENV = "CODESPACE_DATASETS"  # name=path,... (the Kubernetes builders set it too)
 POLL_SECONDS = 0.5
 
 
@@ -185,7 +184,7 @@ def extension_config(settings: LocalDatasetSettings, workspace: Path) -> dict[st
     return {
         "ServerApp": {"jpserver_extensions": {"extensions": True}},
         "CodespaceExtension": {
-            "dataset_backend": "local",
+            "dataset_backend_class": "codespace.datasets.local.LocalBackend",
             "dataset_catalog": str(settings.catalog or ""),
             "dataset_cache_dir": str(settings.cache_dir),
             "workspace": str(workspace),

@@ -3,6 +3,11 @@
 A backend is async (the server extension awaits it on Jupyter's event loop); blocking
 filesystem work runs in threads. The same backend object serves the REST API, and through
 it the lab panel, the notebook widget and the CLI.
+
+The server extension picks the backend class by configuration
+(``CodespaceExtension.dataset_backend_class``) and builds it with
+:meth:`DatasetBackend.from_settings`, from one plain :class:`DatasetSettings`: a site's own
+backend subclasses :class:`DatasetBackend` and reads what it needs from the settings.
 """
 
 from __future__ import annotations
@@ -11,7 +16,10 @@ import base64
 import os
 import stat
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Self
 
 from codespace.datasets.errors import DatasetError, DatasetNotFound
 from codespace.datasets.models import Dataset, FileEntry, FilePage, MountResult, PrewarmOperation
@@ -21,10 +29,31 @@ DEFAULT_PAGE_SIZE = 200
 MAX_PAGE_SIZE = 5000
 
 
+@dataclass(frozen=True)
+class DatasetSettings:
+    """What the server extension knows that a dataset backend may need (plain data).
+
+    Every backend is built from the same settings and reads the fields it uses.
+    """
+
+    workspace: Path  # the codespace's workspace (local mounts go under ``datasets/``)
+    state_dir: Path  # where mounts asked for the next start are recorded
+    cache_dir: Path  # where prewarmed copies of remote sources are kept
+    catalog: Path | None = None  # the local catalog file; None: none configured
+    storage_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    namespace: str = "default"  # the Kubernetes namespace of engine objects
+    mount_paths: Mapping[str, str] = field(default_factory=dict)  # name -> path in this pod
+
+
 class DatasetBackend(ABC):
     """List, inspect, browse, prewarm and mount datasets."""
 
     kind: str = "abstract"
+
+    @classmethod
+    @abstractmethod
+    def from_settings(cls, settings: DatasetSettings) -> Self:
+        """The backend the server extension configured (``dataset_backend_class``)."""
 
     @abstractmethod
     async def list(self) -> list[Dataset]:
@@ -151,6 +180,7 @@ __all__ = [
     "DatasetBackend",
     "DatasetError",
     "DatasetNotFound",
+    "DatasetSettings",
     "PathRefused",
     "list_local_directory",
     "paginate",

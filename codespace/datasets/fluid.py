@@ -16,13 +16,14 @@ import asyncio
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from codespace.datasets.backend import (
     DEFAULT_PAGE_SIZE,
     DatasetBackend,
     DatasetError,
     DatasetNotFound,
+    DatasetSettings,
     list_local_directory,
 )
 from codespace.datasets.fluid_objects import (
@@ -35,7 +36,12 @@ from codespace.datasets.fluid_objects import (
     prewarm_from_dataload,
     runtime_ref,
 )
-from codespace.datasets.fluid_pending import FilePending, PendingStore, kube_api_client
+from codespace.datasets.fluid_pending import (
+    FilePending,
+    PendingStore,
+    kube_api_client,
+    pending_store,
+)
 from codespace.datasets.models import Dataset, FilePage, MountResult, PrewarmOperation
 from codespace.datasets.mounts import PendingMounts
 from codespace.datasets.paths import clean_relative, clean_target
@@ -64,6 +70,14 @@ class FluidBackend(DatasetBackend):
         self._api_client = api_client
         self._owns_client = api_client is None
         self._custom: Any = None
+
+    @classmethod
+    def from_settings(cls, settings: DatasetSettings) -> Self:
+        return cls(
+            settings.namespace,
+            mount_paths=dict(settings.mount_paths),
+            pending=pending_store(settings.namespace, settings.state_dir),
+        )
 
     async def _api(self) -> Any:
         if self._custom is None:

@@ -19,13 +19,14 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from codespace.datasets.backend import (
     DEFAULT_PAGE_SIZE,
     DatasetBackend,
     DatasetError,
     DatasetNotFound,
+    DatasetSettings,
     Row,
     list_local_directory,
     paginate,
@@ -74,6 +75,16 @@ class LocalBackend(DatasetBackend):
         self._status: dict[str, DatasetStatus] = {}
         self._operations: dict[str, list[PrewarmOperation]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+
+    @classmethod
+    def from_settings(cls, settings: DatasetSettings) -> Self:
+        return cls(
+            Catalog(settings.catalog),
+            cache_dir=settings.cache_dir,
+            workspace=settings.workspace,
+            storage_options={key: dict(value) for key, value in settings.storage_options.items()},
+            pending_dir=settings.state_dir,
+        )
 
     # --- lookup --------------------------------------------------------------------------
 

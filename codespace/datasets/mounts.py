@@ -5,7 +5,8 @@ Inputs are plain data: the resolved :class:`~codespace.spec.model.Codespace` (it
 the names recorded by ``mount`` from a running codespace that could not mount live
 (:class:`PendingMounts`). The spawners turn each :class:`DatasetMount` into what their mode
 needs: a symlink under ``<workspace>/datasets/`` (local) or the PVC that Fluid creates with
-the dataset's name (Kubernetes; see :func:`pod_volumes`).
+the dataset's name (Kubernetes; see :func:`codespace.kube.datasets.dataset_mounts`). Both
+get to them through the launch plan (:mod:`codespace.launch`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from codespace.spec.model import Codespace
 
 MountOrigin = Literal["spec", "options", "pending"]
+DATASETS_ENV = "CODESPACE_DATASETS"  # name=path,... of the mounted datasets, in both modes
 
 
 class DatasetMount(BaseModel):
@@ -59,22 +61,6 @@ def plan_mounts(
             if name not in plan:
                 plan[name] = DatasetMount(name=name, mountPath=f"/datasets/{name}", origin=origin)
     return list(plan.values())
-
-
-def pod_volumes(mounts: Sequence[DatasetMount]) -> tuple[list[dict], list[dict]]:
-    """Kubernetes ``volumes`` and ``volumeMounts`` for Fluid datasets (PVC name == dataset)."""
-    volumes = [
-        {
-            "name": f"dataset-{m.name}",
-            "persistentVolumeClaim": {"claimName": m.name, "readOnly": m.readOnly},
-        }
-        for m in mounts
-    ]
-    volume_mounts = [
-        {"name": f"dataset-{m.name}", "mountPath": m.mountPath, "readOnly": m.readOnly}
-        for m in mounts
-    ]
-    return volumes, volume_mounts
 
 
 class PendingMounts:

@@ -10,12 +10,13 @@ Fluid to schedule it where the dataset is cached (``fluid.io/dataset.<name>.sche
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from codespace.spec.model import Dataset
+from codespace.datasets.fluid_objects import GROUP, VERSION
+from codespace.datasets.mounts import DatasetMount
 
-FLUID_GROUP = "data.fluid.io"
-FLUID_VERSION = "v1alpha1"
+FLUID_GROUP, FLUID_VERSION = GROUP, VERSION  # one definition: codespace.datasets.fluid_objects
 FLUID_DATASETS = "datasets"
 FUSE_INJECT_LABEL = "fuse.serverful.fluid.io/inject"
 
@@ -29,18 +30,6 @@ class DatasetMounts:
     volumes: list[dict] = field(default_factory=list)
     mounts: list[dict] = field(default_factory=list)
     labels: dict[str, str] = field(default_factory=dict)
-    env: dict[str, str] = field(default_factory=dict)
-
-
-def requested_datasets(spec_datasets: list[Dataset], extra_names: list[str]) -> list[Dataset]:
-    """The spec's datasets plus the form's and recorded ones (defaults for those), each once."""
-    chosen = list(spec_datasets)
-    known = {dataset.name for dataset in chosen}
-    for name in extra_names:
-        if name not in known:
-            known.add(name)
-            chosen.append(Dataset(name=name))
-    return chosen
 
 
 def volume_name(dataset: str) -> str:
@@ -54,7 +43,8 @@ def sched_label(dataset: str) -> str:
     return f"fluid.io/dataset.{dataset}.sched"
 
 
-def dataset_mounts(datasets: list[Dataset], cache_affinity: bool = False) -> DatasetMounts:
+def dataset_mounts(datasets: Sequence[DatasetMount], cache_affinity: bool = False) -> DatasetMounts:
+    """Volumes, mounts and labels for the launch plan's datasets (the PVC Fluid made for each)."""
     result = DatasetMounts()
     if not datasets:
         return result
@@ -71,7 +61,7 @@ def dataset_mounts(datasets: list[Dataset], cache_affinity: bool = False) -> Dat
             }
         )
         result.mounts.append(
-            {"name": volume, "mountPath": dataset.mount_path, "readOnly": dataset.readOnly}
+            {"name": volume, "mountPath": dataset.mountPath, "readOnly": dataset.readOnly}
         )
         if cache_affinity:
             key = sched_label(dataset.name)
@@ -81,9 +71,6 @@ def dataset_mounts(datasets: list[Dataset], cache_affinity: bool = False) -> Dat
                     f"{key!r} (at most 49 characters)"
                 )
             result.labels[key] = "required"
-    result.env["CODESPACE_DATASETS"] = ",".join(
-        f"{dataset.name}={dataset.mount_path}" for dataset in datasets
-    )
     return result
 
 

@@ -1,10 +1,11 @@
-"""Everything a Kubernetes spawn creates, decided in one pure function.
+"""The Kubernetes rendering of a launch plan: everything a spawn creates, in one pure function.
 
-:func:`make_kube_plan` turns the resolved codespace, the user's options and the admin's
-document into a :class:`KubePlan`. The spawner applies :meth:`KubePlan.kubespawner_overrides`
-to KubeSpawner's traits and creates :attr:`KubePlan.build_job` when the image is missing;
-``codespace plan`` prints :meth:`KubePlan.objects` (the build Job, the workspace PVC and a
-preview of the pod KubeSpawner will create from the same overrides).
+:func:`make_kube_plan` turns a :class:`~codespace.launch.LaunchPlan` (made for the pod's
+placement by :func:`launch_plan`) and the admin's document into a :class:`KubePlan`. The
+spawner applies :meth:`KubePlan.kubespawner_overrides` to KubeSpawner's traits and creates
+:attr:`KubePlan.build_job` when the image is missing; ``codespace plan`` prints
+:meth:`KubePlan.objects` (the build Job, the workspace PVC and a preview of the pod
+KubeSpawner will create from the same overrides).
 """
 
 from __future__ import annotations
@@ -13,10 +14,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from codespace.datasets.mounts import DatasetMount
 from codespace.kube.config import KubeConfig, Profile
-from codespace.kube.datasets import dataset_mounts, requested_datasets
+from codespace.kube.datasets import dataset_mounts
 from codespace.kube.gpu import GpuPlan, choose_profile
-from codespace.kube.image import ImageChoice, build_job, choose_image
+from codespace.kube.image import ENV_PREFIX, ImageChoice, build_job, choose_image
 from codespace.kube.quantity import to_bytes, to_cores
 from codespace.kube.workspace import (
     checkout_path,
@@ -25,12 +27,16 @@ from codespace.kube.workspace import (
     workspace_pvc,
     workspace_volume,
 )
+from codespace.launch import LAUNCH_ENV, LaunchPlan, Placement, make_launch_plan
 from codespace.options import UserOptions
-from codespace.spec.model import Codespace, Dataset
+from codespace.resolve import Resolution
+from codespace.spec.model import Codespace
 
 COMPONENT_LABEL = "app.kubernetes.io/component"
 SINGLEUSER_PORT = 8888
 NB_UID = 1000
+# The pod's command before the server's: applies the launch plan (codespace.kube.entrypoint).
+ENTRYPOINT = ("codespace-start", "--")
 
 
 # Every KubeSpawner trait KubePlan.kubespawner_overrides() may set.
@@ -76,10 +82,11 @@ class Names:
 
 @dataclass
 class KubePlan:
+    launch: LaunchPlan
     profile: Profile
     image: ImageChoice
     gpu: GpuPlan
-    datasets: list[Dataset]
+    datasets: list[DatasetMount]
     names: Names
     env: dict[str, str]
     labels: dict[str, str]
@@ -142,7 +149,7 @@ class KubePlan:
         container = {
             "name": "notebook",
             "image": self.image.image,
-            "args": ["jupyterhub-singleuser"],
+            "args": [*ENTRYPOINT, "jupyterhub-singleuser"],
             "ports": [{"name": "notebook-port", "containerPort": SINGLEUSER_PORT}],
             "env": [{"name": k, "value": v} for k, v in sorted(self.env.items())],
             "volumeMounts": self.volume_mounts,
@@ -209,64 +216,79 @@ def _resources(codespace: Codespace, profile: Profile) -> dict[str, Any]:
     }
 
 
-def make_kube_plan(
-    codespace: Codespace,
+def kube_placement(codespace: Codespace, repo: str, config: KubeConfig) -> Placement:
+    """Where a pod has the workspace (the PVC's checkout) and the environment (the image's)."""
+    workspace = codespace.workspaceFolder or checkout_path(repo, config.workspace)
+    return Placement("kubernetes", workspace, ENV_PREFIX)
+
+
+def launch_plan(
+    resolution: Resolution,
     options: UserOptions,
     config: KubeConfig,
-    env_hash: str,
-    names: Names = Names(),
+    *,
     pending: Sequence[str] = (),
-) -> KubePlan:
-    """Decide every object of a spawn. Raises GpuUnsatisfiable / PlanError / DatasetNotReady.
+    recovery: bool = False,
+    problems: Sequence[str] = (),
+) -> LaunchPlan:
+    """The launch plan of a Kubernetes codespace (see :func:`codespace.launch.make_launch_plan`)."""
+    placement = kube_placement(resolution.codespace, options.repo, config)
+    return make_launch_plan(
+        resolution, options, placement, pending=pending, recovery=recovery, problems=problems
+    )
 
-    ``pending``: datasets a running codespace recorded with ``mount()``, mounted like the
-    form's (the caller keeps only Bound ones: see :mod:`codespace.kube.pending`).
+
+def make_kube_plan(launch: LaunchPlan, config: KubeConfig, names: Names = Names()) -> KubePlan:
+    """Render a launch plan into every object of a spawn.
+
+    Raises GpuUnsatisfiable / PlanError / DatasetNotReady. The pod runs ``codespace-start``
+    (:mod:`codespace.kube.entrypoint`) before the server: it applies the plan's runtime part,
+    passed as JSON in ``CODESPACE_LAUNCH`` (the server's variables, the lifecycle commands,
+    ``CODESPACE_ERRORS.md``).
     """
-    profile, gpu = choose_profile(codespace.resources.gpu, config.profiles, wanted=options.profile)
+    codespace = launch.spec
+    profile, gpu = choose_profile(codespace.resources.gpu, config.profiles, wanted=launch.profile)
     warnings = [gpu.note] if gpu.note else []
-    image = choose_image(codespace, config, options.repo, env_hash, gpu=gpu.granted)
-    datasets = requested_datasets(codespace.datasets, [*options.datasets, *pending])
-    mounts = dataset_mounts(datasets, cache_affinity=profile.datasetCacheAffinity)
+    env_hash = launch.environment.env_hash
+    image = choose_image(codespace, config, launch.repo, env_hash, gpu=gpu.granted)
+    warnings += list(getattr(image, "warnings", ()))
+    mounts = dataset_mounts(launch.datasets, cache_affinity=profile.datasetCacheAffinity)
     workspace = config.workspace
     labels = {COMPONENT_LABEL: "codespace", "codespace.io/profile": profile.name, **mounts.labels}
     annotations = {
-        "codespace.io/repo": options.repo,
-        "codespace.io/ref": options.ref or "",
+        "codespace.io/repo": launch.repo,
+        "codespace.io/ref": launch.ref or "",
         "codespace.io/env-hash": env_hash,
         "codespace.io/image": image.image,
     }
-    working_dir = codespace.workspaceFolder or checkout_path(options.repo, workspace)
+    runtime = launch.runtime()
     env = {
-        **codespace.containerEnv,
-        **{k: v for k, v in codespace.remoteEnv.items() if v is not None},
-        "CODESPACE_REPO": options.repo,
-        "CODESPACE_REF": options.ref or "",
-        "CODESPACE_ENV_HASH": env_hash,
+        **runtime.static_env(),
         "CODESPACE_IMAGE": image.image,
         "CODESPACE_PROFILE": profile.name,
-        "CODESPACE_WORKSPACE": working_dir,
         **gpu.env,
-        **mounts.env,
+        LAUNCH_ENV: runtime.to_json(),
     }
     pvc_labels = {COMPONENT_LABEL: "codespace-workspace"}
     build = None
     if image.needs_build:
         build = build_job(
-            image, config, repo=options.repo, ref=options.ref, namespace=names.namespace
+            image, config, repo=launch.repo, ref=launch.ref, namespace=names.namespace
         )
     return KubePlan(
+        launch=launch,
         profile=profile,
         image=image,
         gpu=gpu,
-        datasets=datasets,
+        datasets=list(launch.datasets),
         names=names,
         env=env,
         labels=labels,
         annotations=annotations,
-        init_containers=[clone_init_container(image.image, options.repo, options.ref, workspace)],
+        init_containers=[clone_init_container(image.image, launch.repo, launch.ref, workspace)],
         volumes=[workspace_volume(names.pvc), *mounts.volumes],
         volume_mounts=[workspace_mount(workspace), *mounts.mounts],
-        working_dir=working_dir,
+        working_dir=launch.placement.workspace,
         resources=_resources(codespace, profile),
         node_selector={**profile.nodeSelector, **gpu.node_selector},
         tolerations=[*profile.tolerations, *gpu.tolerations],

@@ -179,7 +179,10 @@ def test_mount_from_a_running_codespace_is_mounted_at_the_next_start(cluster, hu
     first = pod(cluster, "jupyter-ada--ml")
     env = {e["name"]: e.get("value") for e in first["spec"]["containers"][0]["env"]}
     assert env["CODESPACE_PENDING_CONFIGMAP"] == "codespace-pending-jupyter-ada--ml"
-    assert "--CodespaceExtension.dataset_backend=fluid" in first["spec"]["containers"][0]["args"]
+    assert (
+        "--CodespaceExtension.dataset_backend_class=codespace.datasets.fluid.FluidBackend"
+        in first["spec"]["containers"][0]["args"]
+    )
     assert not any(v["name"].startswith("dataset-") for v in first["spec"]["volumes"])
 
     # from inside the codespace: the REST API the SDK, the widget and the lab panel use

@@ -1,8 +1,9 @@
-"""The spawn-time mount plan both spawners follow."""
+"""The spawn-time mount plan both spawners follow (one planner, rendered per mode)."""
 
 from pathlib import Path
 
-from codespace.datasets.mounts import PendingMounts, plan_mounts, pod_volumes
+from codespace.datasets.mounts import PendingMounts, plan_mounts
+from codespace.kube.datasets import dataset_mounts
 from codespace.spec.model import Codespace
 
 
@@ -20,11 +21,13 @@ def test_plan_merges_spec_form_and_pending(tmp_path: Path) -> None:
         ("weather", "/datasets/weather", True, "pending"),
     ]
     assert plan[0].workspace_link(Path("/ws")) == Path("/ws/datasets/mnist")
-    volumes, mounts = pod_volumes(plan[:1])
-    assert volumes == [
+    rendered = dataset_mounts(plan[:1])
+    assert rendered.volumes == [
         {
             "name": "dataset-mnist",
             "persistentVolumeClaim": {"claimName": "mnist", "readOnly": False},
         }
     ]
-    assert mounts == [{"name": "dataset-mnist", "mountPath": "/data/mnist", "readOnly": False}]
+    assert rendered.mounts == [
+        {"name": "dataset-mnist", "mountPath": "/data/mnist", "readOnly": False}
+    ]

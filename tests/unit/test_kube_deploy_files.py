@@ -8,11 +8,11 @@ import pytest
 import yaml
 
 from codespace.kube.config import load_config
-from codespace.kube.plan import make_kube_plan
 from codespace.options import UserOptions
 from codespace.spec.model import Codespace
 from tests.conftest import REPO_ROOT
 from tests.helpers.k8s_schema import assert_all_valid, assert_valid
+from tests.helpers.plans import kube_plan
 
 HELM = REPO_ROOT / "config" / "helm"
 EXAMPLE = load_config(HELM / "codespace-kube.yaml")
@@ -28,7 +28,7 @@ def test_every_example_profile_plans_valid_objects(profile):
     gpu = None if profile == "cpu" else {"fraction": 0.25}
     codespace = Codespace(apt=["curl"], resources={"gpu": gpu}, datasets=[{"name": "imagenet"}])
     options = UserOptions(repo="https://github.com/org/proj.git", profile=profile)
-    plan = make_kube_plan(codespace, options, EXAMPLE, "e" * 64)
+    plan = kube_plan(codespace, options, EXAMPLE, "e" * 64)
     objects = assert_all_valid(plan.objects())
     assert objects[0]["spec"]["template"]["spec"]["volumes"][1]["secret"]["secretName"] == (
         "codespace-registry-push"

@@ -6,10 +6,10 @@ import pytest
 
 from codespace.kube.config import GpuConfig, Profile, parse_config
 from codespace.kube.gpu import GpuUnsatisfiable, choose_profile, plan_gpu_for
-from codespace.kube.plan import make_kube_plan
 from codespace.options import UserOptions
 from codespace.spec.model import Codespace, GpuRequest
 from tests.helpers.k8s_schema import assert_all_valid
+from tests.helpers.plans import kube_plan
 
 MIG = ["1g.10gb", "2g.20gb", "3g.40gb", "7g.80gb"]
 
@@ -155,7 +155,7 @@ EXAMPLE_PROFILES = [
 def test_every_mode_emits_schema_valid_objects(name, gpu):
     config = parse_config({"profiles": EXAMPLE_PROFILES})
     codespace = Codespace(resources={"gpu": gpu})
-    plan = make_kube_plan(
+    plan = kube_plan(
         codespace, UserOptions(repo="https://example.org/a/b.git", profile=name), config, "f" * 64
     )
     assert plan.gpu.granted

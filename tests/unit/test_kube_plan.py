@@ -7,14 +7,16 @@ from pathlib import Path
 
 import pytest
 
+from codespace.datasets.mounts import DatasetMount
 from codespace.kube.config import ConfigError, WorkspaceConfig, load_config, parse_config
 from codespace.kube.datasets import DatasetNotReady, dataset_mounts, dataset_problem
-from codespace.kube.plan import Names, PlanError, make_kube_plan
+from codespace.kube.plan import Names, PlanError
 from codespace.kube.workspace import checkout_name, clone_init_container
 from codespace.options import UserOptions
-from codespace.spec.model import Codespace, Dataset
+from codespace.spec.model import Codespace
 from tests.conftest import require_executable
 from tests.helpers.k8s_schema import assert_all_valid, assert_valid
+from tests.helpers.plans import kube_plan
 from tests.helpers.repos import git, make_repo
 
 HASH = "c0ffee" * 10 + "abcd"
@@ -24,7 +26,7 @@ NAMES = Names(namespace="alice-ns", pod="jupyter-alice", pvc="claim-alice")
 
 def plan(codespace=None, config=None, **options):
     options.setdefault("repo", REPO)
-    return make_kube_plan(
+    return kube_plan(
         codespace or Codespace(), UserOptions(**options), config or parse_config({}), HASH, NAMES
     )
 
@@ -92,13 +94,15 @@ def test_datasets_mount_fluid_pvcs_read_only_unless_asked():
 
 
 def test_no_cache_affinity_label_without_the_profile_asking():
-    labels = dataset_mounts([Dataset(name="d")]).labels
+    labels = dataset_mounts([DatasetMount(name="d", mountPath="/datasets/d", origin="spec")]).labels
     assert labels == {"fuse.serverful.fluid.io/inject": "true"}
 
 
 def test_a_dataset_name_too_long_for_the_affinity_label_is_refused():
     with pytest.raises(DatasetNotReady, match="too long"):
-        dataset_mounts([Dataset(name="x" * 55)], cache_affinity=True)
+        dataset_mounts(
+            [DatasetMount(name="x" * 55, mountPath="/d", origin="spec")], cache_affinity=True
+        )
 
 
 def test_dataset_problem_reports_phase_and_conditions():

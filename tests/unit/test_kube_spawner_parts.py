@@ -67,7 +67,7 @@ def test_spawner_defaults_come_from_the_document(monkeypatch):
     assert [p.name for p in spawner.kube_config().profiles] == ["a", "b"]
     spawner.fluid_datasets = False  # no Dataset listing without an API server
     assert 'value="b">Big' in asyncio.run(spawner.options_form(spawner))
-    assert spawner.cmd == ["jupyterhub-singleuser"]
+    assert spawner.cmd == ["codespace-start", "--", "jupyterhub-singleuser"]
 
 
 @pytest.mark.parametrize(
@@ -178,9 +178,9 @@ def test_a_build_pod_that_cannot_start_fails_the_build_at_once():
 
 def test_a_new_spawn_forgets_the_previous_plan(monkeypatch):
     from codespace.kube.config import parse_config
-    from codespace.kube.plan import make_kube_plan
     from codespace.options import UserOptions
     from codespace.spec.model import Codespace
+    from tests.helpers.plans import kube_plan
 
     monkeypatch.setattr("kubespawner.spawner.load_config", lambda **kw: None)
     monkeypatch.setattr("kubespawner.spawner.shared_client", lambda name: None)
@@ -188,11 +188,11 @@ def test_a_new_spawn_forgets_the_previous_plan(monkeypatch):
     spawner.environment = {"ADMIN": "1"}
     config = parse_config({"profiles": [{"name": "v", "gpu": {"mode": "vgpu", "memory": "8Gi"}}]})
     options = UserOptions(repo="https://h/a.git")
-    gpu_plan = make_kube_plan(Codespace(resources={"gpu": 0.5}), options, config, "a" * 64)
+    gpu_plan = kube_plan(Codespace(resources={"gpu": 0.5}), options, config, "a" * 64)
     spawner._apply_plan(gpu_plan)
     assert spawner.scheduler_name == "volcano"
     assert spawner.extra_resource_limits["volcano.sh/vgpu-memory"] == "4096"
-    cpu_plan = make_kube_plan(Codespace(), options, config, "a" * 64)
+    cpu_plan = kube_plan(Codespace(), options, config, "a" * 64)
     spawner._apply_plan(cpu_plan)
     assert spawner.scheduler_name is None
     assert spawner.extra_resource_limits == {}

@@ -118,7 +118,8 @@ def test_extension_config_turns_on_the_server_extension_with_the_local_backend(
 ) -> None:
     config = extension_config(settings(tmp_path, tmp_path / "c.yaml"), tmp_path / "ws")
     assert config["ServerApp"]["jpserver_extensions"] == {"extensions": True}
-    assert config["CodespaceExtension"]["dataset_backend"] == "local"
+    backend = config["CodespaceExtension"]["dataset_backend_class"]
+    assert backend == "codespace.datasets.local.LocalBackend"
     assert config["CodespaceExtension"]["workspace"] == str(tmp_path / "ws")
     assert config["CodespaceExtension"]["dataset_cache_dir"] == str(tmp_path / "cache")
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from codespace.launch import lifecycle_steps
 from codespace.lifecycle import LifecycleError, Step, due_steps, run_steps, split_for_wait
 from codespace.lifecycle_runner import job_text, parse_result, runner_argv
 from codespace.lifecycle_status import StatusFile, describe
@@ -28,7 +29,9 @@ def spec(**commands) -> Codespace:
 
 
 async def run_due(codespace: Codespace, workspace: Path, **kwargs) -> None:
-    await run_steps(due_steps(codespace, workspace), workspace, env=os.environ, **kwargs)
+    await run_steps(
+        due_steps(lifecycle_steps(codespace), workspace), workspace, env=os.environ, **kwargs
+    )
 
 
 def status(workspace: Path) -> dict[str, str]:
@@ -101,16 +104,18 @@ async def test_a_failed_post_create_runs_again_but_a_successful_on_create_does_n
     with pytest.raises(LifecycleError):
         await run_due(codespace, workspace)
     (workspace / "fixed").touch()
-    assert [step.name for step in due_steps(codespace, workspace)] == ["postCreateCommand"]
+    assert [step.name for step in due_steps(lifecycle_steps(codespace), workspace)] == [
+        "postCreateCommand"
+    ]
     await run_due(codespace, workspace)
     assert (workspace / "order").read_text().split() == ["onCreate", "postCreate", "postCreate"]
-    assert due_steps(codespace, workspace) == []
+    assert due_steps(lifecycle_steps(codespace), workspace) == []
 
 
 async def test_commands_see_the_given_environment(workspace: Path) -> None:
     codespace = spec(postStartCommand='echo "$CODESPACE_TEST_VALUE" > seen')
     env = {**os.environ, "CODESPACE_TEST_VALUE": "from-env"}
-    await run_steps(due_steps(codespace, workspace), workspace, env=env)
+    await run_steps(due_steps(lifecycle_steps(codespace), workspace), workspace, env=env)
     assert (workspace / "seen").read_text() == "from-env\n"
 
 
@@ -140,7 +145,7 @@ async def test_a_command_past_its_timeout_is_killed_with_its_children(workspace:
     await asyncio.sleep(0.2)
     assert not Path(f"/proc/{child}").exists() or "Z" in _proc_state(child)
     assert status(workspace)["postCreateCommand"] == "timed out"
-    assert due_steps(codespace, workspace)  # not marked done
+    assert due_steps(lifecycle_steps(codespace), workspace)  # not marked done
 
 
 async def test_a_cancelled_run_kills_the_command(workspace: Path) -> None:
@@ -171,7 +176,7 @@ async def test_a_daemon_left_behind_does_not_hold_the_start(workspace: Path) -> 
 
 def test_background_runner_runs_the_later_commands_and_reports_them(workspace: Path) -> None:
     codespace = spec(postCreateCommand="echo post > post", postStartCommand="exit 3")
-    _, later = split_for_wait(due_steps(codespace, workspace), None)
+    _, later = split_for_wait(due_steps(lifecycle_steps(codespace), workspace), None)
     job = job_text(workspace, dict(os.environ), later, background=True)
     finished = subprocess.run(runner_argv(), input=job, capture_output=True, text=True, timeout=60)
     assert finished.returncode == 1
@@ -194,7 +199,9 @@ def test_background_runner_runs_the_later_commands_and_reports_them(workspace: P
 
 def test_waited_runner_prints_the_lines_and_the_result(workspace: Path) -> None:
     codespace = spec(onCreateCommand="echo hello-from-on-create")
-    job = job_text(workspace, dict(os.environ), due_steps(codespace, workspace), timeout=30)
+    job = job_text(
+        workspace, dict(os.environ), due_steps(lifecycle_steps(codespace), workspace), timeout=30
+    )
     finished = subprocess.run(runner_argv(), input=job, capture_output=True, text=True, timeout=60)
     lines = finished.stdout.splitlines()
     assert "hello-from-on-create" in lines and "--- onCreateCommand" in lines

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import tempfile
@@ -16,7 +17,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from codespace.cli import main
-from codespace.resolve import default_resolution, resolve
+from codespace.resolve import DEFAULT_SOURCE, default_resolution, resolve
+from codespace.sources import DEFAULT_SOURCES, load_sources
+from codespace.sources.devcontainer import DevcontainerDetector
+from codespace.sources.repo2docker import RootFilesDetector
 from codespace.spec.errors import SpecError
 from codespace.spec.files import MAX_FILE_BYTES
 from codespace.spec.model import Codespace
@@ -399,3 +403,65 @@ def test_validate_local_mode_lists_what_it_cannot_honour(
     err = capsys.readouterr().err
     for key in ("image", "features", "apt", "start", "workspaceFolder"):
         assert "warning: .codespace/codespace.yaml" in err and f": {key}: " in err, key
+
+
+# ------------------------------------------------------------------ the order of sources
+
+
+def devcontainer_and_environment_yml(root: Path) -> Path:
+    write(root, ".devcontainer/devcontainer.json", '{"name": "dc"}\n')
+    write(root, "environment.yml", "dependencies:\n  - python=3.11\n")
+    return root
+
+
+ROOT_FILES_FIRST = [
+    "codespace.sources.repo2docker.RootFilesDetector",
+    "codespace.sources.devcontainer.DevcontainerDetector",
+]
+
+
+class EnvironmentYmlFirst(RootFilesDetector):
+    """A site's own detector: a subclass, listed by class."""
+
+
+def test_the_order_of_sources_decides_which_file_wins(tmp_path: Path) -> None:
+    repo = devcontainer_and_environment_yml(tmp_path)
+    assert resolve(repo).source_kind == "devcontainer"  # DESIGN §3 order
+    assert resolve(repo, sources=DEFAULT_SOURCES).source_kind == "devcontainer"
+    assert resolve(repo, sources=ROOT_FILES_FIRST).source_kind == "repo2docker"
+    assert resolve(repo, sources=[EnvironmentYmlFirst, DevcontainerDetector]).source == "."
+    assert resolve(repo, sources=[]).source == DEFAULT_SOURCE  # nothing tried: the default
+    assert load_sources(ROOT_FILES_FIRST) == [RootFilesDetector, DevcontainerDetector]
+
+
+def test_a_named_devcontainer_config_wins_whatever_the_order(tmp_path: Path) -> None:
+    repo = devcontainer_and_environment_yml(tmp_path)
+    write(repo, ".devcontainer/gpu/devcontainer.json", '{"name": "gpu"}\n')
+    resolution = resolve(repo, config="gpu", sources=[RootFilesDetector])
+    assert resolution.source == ".devcontainer/gpu/devcontainer.json"
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("codespace.sources.nowhere.Detector", "cannot import codespace.sources.nowhere"),
+        ("codespace.sources.repo2docker.NoSuchDetector", "has no 'NoSuchDetector'"),
+        ("RootFilesDetector", "is not an import string"),
+        ("codespace.sources.base.Found", "is not a detector class"),
+    ],
+)
+def test_an_unknown_source_is_a_clear_error(tmp_path: Path, source: str, message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(f"spec source {source!r}")) as raised:
+        resolve(devcontainer_and_environment_yml(tmp_path), sources=[source])
+    assert message in str(raised.value)
+
+
+def test_validate_takes_the_order_of_sources(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = str(devcontainer_and_environment_yml(tmp_path))
+    order = ",".join(ROOT_FILES_FIRST)
+    assert main(["validate", repo, "--sources", order]) == 0
+    assert ".: valid (repo2docker)" in capsys.readouterr().err
+    assert main(["validate", repo, "--sources", "nope.Detector"]) == 2
+    assert "error: spec source 'nope.Detector': cannot import nope" in capsys.readouterr().err
