@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from codespace.datasets.mounts import DATASETS_ENV, DatasetMount, plan_mounts
-from codespace.envbuild.kernel import KERNEL_NAME, kernel_layer_digest, kernel_layer_requirements
+from codespace.kernel_layer import KERNEL_NAME, kernel_layer_digest, kernel_layer_requirements
 from codespace.options import UserOptions
 from codespace.resolve import Resolution
 from codespace.spec.lifecycle import DEFAULT_WAIT_FOR, POST_BUILD, Step

@@ -28,6 +28,7 @@ from traitlets import Bool, Dict, List, Unicode, default
 from codespace.errors_file import ERRORS_FILE, env_problem, spec_problem
 from codespace.git import checkout
 from codespace.kube.config import KubeConfig, load_config, parse_config
+from codespace.kube.image import ImageError
 from codespace.kube.pending import pending_configmap_name, pending_env
 from codespace.kube.plan import (
     ENTRYPOINT,
@@ -210,18 +211,23 @@ class KubeCodespaceSpawner(KubeSpawner):
             for line in str(error).splitlines():
                 log.line(line)
             problems = [*plan.launch.problems, env_problem(str(error), what="image")]
-        fallback = default_resolution(".", mode="kubernetes")
-        launch = launch_plan(
-            fallback,
-            options,
-            self.kube_config(),
-            pending=pending,
-            recovery=True,
-            problems=problems,
-        )
-        recovery = make_kube_plan(launch, self.kube_config(), plan.names)
+        recovery = self._recovery_plan(options, problems, pending)
         await self._ensure_image(recovery, log)
         return recovery
+
+    def _recovery_plan(
+        self, options: UserOptions, problems: list[str], pending: list[str]
+    ) -> KubePlan:
+        """The platform default for this repository, with the problems that led to it."""
+        config = self.kube_config()
+        fallback = default_resolution(".", mode="kubernetes")
+        launch = launch_plan(
+            fallback, options, config, pending=pending, recovery=True, problems=problems
+        )
+        return make_kube_plan(launch, config, self._names())
+
+    def _names(self) -> Names:
+        return Names(namespace=self.namespace, pod=self.pod_name, pvc=self.pvc_name)
 
     @property
     def pending_configmap(self) -> str:
@@ -265,7 +271,6 @@ class KubeCodespaceSpawner(KubeSpawner):
             shutil.rmtree(work, ignore_errors=True)
         for warning in resolution.warnings:
             log.line(f"warning: {warning}")
-        names = Names(namespace=self.namespace, pod=self.pod_name, pvc=self.pvc_name)
         config = self.kube_config()
         launch = launch_plan(
             resolution,
@@ -275,7 +280,13 @@ class KubeCodespaceSpawner(KubeSpawner):
             recovery=bool(problems),
             problems=problems,
         )
-        plan = make_kube_plan(launch, config, names)
+        try:
+            plan = make_kube_plan(launch, config, self._names())
+        except ImageError as error:  # e.g. an image reference that is not one
+            log.line(f"error: {error}; starting a recovery codespace")
+            plan = self._recovery_plan(
+                options, [env_problem(str(error), what="image")], pending or []
+            )
         for warning in plan.warnings:
             log.line(f"warning: {warning}")
         gpu = plan.gpu.env.get("CODESPACE_GPU_RESOURCE")

@@ -1,4 +1,8 @@
-"""The kernel layer: what the platform adds to every repository environment, and its kernelspec.
+"""The kernel layer's side effects: link ``codespace`` into an environment, write its kernelspec.
+
+What the layer is (requirements, digest, :data:`KERNEL_NAME`, the layer directory, the
+install steps for an image) is defined once, purely, in :mod:`codespace.kernel_layer`;
+those names are re-exported here so the local mode's imports keep working.
 
 The layer is small on purpose: ipykernel, ipywidgets (pinned to the platform's version so the
 lab's widget manager matches) and the ``codespace`` package itself, exposed through a ``.pth``
@@ -7,42 +11,44 @@ kernel side of ``codespace`` (the REST client, ``codespace.datasets``' SDK and r
 ``codespace.widgets``) needs nothing but the standard library and ipywidgets, so the layer
 brings no pydantic or PyYAML to fight a repository's own pins (DESIGN §4). Jupyter, jupyterhub
 and the engine SDKs never enter the repository's environment.
+
+:func:`main` is the command an image build runs with the platform's Python (see
+:func:`codespace.kernel_layer.kernel_layer_commands`)::
+
+    /opt/platform/bin/python -I -c "$LINK_CODE" --env /opt/codespace/env
 """
 
 from __future__ import annotations
 
-import hashlib
+import argparse
 import json
+import os
 import sys
-from importlib import metadata
+from collections.abc import Sequence
 from pathlib import Path
 
 import codespace
+from codespace.kernel_layer import (
+    KERNEL_DISPLAY_NAME,
+    KERNEL_NAME,
+    LAYER_DIR,
+    PTH_NAME,
+    jupyter_data_dir,
+    kernel_layer_digest,
+    kernel_layer_requirements,
+)
 
-KERNEL_NAME = "codespace"
-LAYER_DIR = "codespace-layer"
-
-
-def _platform_pin(distribution: str, fallback: str) -> str:
-    try:
-        return f"{distribution}=={metadata.version(distribution)}"
-    except metadata.PackageNotFoundError:
-        return fallback
-
-
-def kernel_layer_requirements() -> list[str]:
-    """Requirements of the kernel layer (installed after the repository's own).
-
-    pip is part of it so that ``pip install`` works in every codespace: it installs into the
-    codespace's own layer (:mod:`codespace.envbuild.overlay`), never into the shared env.
-    """
-    return ["ipykernel>=6.29", _platform_pin("ipywidgets", "ipywidgets>=8.1"), "pip"]
-
-
-def kernel_layer_digest() -> str:
-    """Changes whenever the layer would be installed differently (part of the env cache key)."""
-    text = json.dumps([kernel_layer_requirements(), codespace.__version__])
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+__all__ = [
+    "KERNEL_NAME",
+    "LAYER_DIR",
+    "env_vars",
+    "kernel_layer_digest",
+    "kernel_layer_requirements",
+    "link_codespace_package",
+    "main",
+    "site_packages",
+    "write_kernelspec",
+]
 
 
 def site_packages(env: Path) -> Path:
@@ -61,7 +67,7 @@ def link_codespace_package(env: Path) -> None:
     if link.is_symlink() or link.exists():
         link.unlink()
     link.symlink_to(Path(codespace.__file__).resolve().parent, target_is_directory=True)
-    (site_packages(env) / "codespace_kernel_layer.pth").write_text(f"{layer}\n")
+    (site_packages(env) / PTH_NAME).write_text(f"{layer}\n")
 
 
 def env_vars(env: Path, base_path: str) -> dict[str, str]:
@@ -101,3 +107,32 @@ def write_kernelspec(
     if logo.exists():
         (spec_dir / "logo-64x64.png").write_bytes(logo.read_bytes())
     return spec_dir
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Link ``codespace`` into ``--env`` and write its kernelspec (run by the platform's Python)."""
+    parser = argparse.ArgumentParser(
+        prog="codespace-kernel-layer",
+        description="Link the platform's codespace package into an environment and write "
+        f"the {KERNEL_NAME!r} kernelspec (after the layer's requirements are installed).",
+    )
+    parser.add_argument("--env", required=True, type=Path, help="the environment's prefix")
+    parser.add_argument("--display-name", default=KERNEL_DISPLAY_NAME)
+    parser.add_argument(
+        "--base-path",
+        default=None,
+        help="PATH after the environment's bin in the kernel (default: this process's PATH)",
+    )
+    parser.add_argument("--data-dir", type=Path, default=None, help="default: <env>/share/jupyter")
+    args = parser.parse_args(argv)
+    env = args.env.absolute()
+    if not (env / "bin" / "python").exists():
+        parser.error(f"{env} is not an environment (no bin/python)")
+    base_path = args.base_path
+    if base_path is None:
+        base_path = os.environ.get("PATH", os.defpath)
+    data_dir = args.data_dir or Path(jupyter_data_dir(str(env)))
+    link_codespace_package(env)
+    spec_dir = write_kernelspec(env, data_dir, args.display_name, base_path=base_path)
+    print(f"kernel layer: codespace linked into {env}; kernelspec {spec_dir}")
+    return 0

@@ -40,13 +40,9 @@ from urllib.parse import unquote, urlsplit
 
 from codespace.envbuild.conda import CondaPlan, Project, plan_conda_install
 from codespace.envbuild.install import install_units
-from codespace.envbuild.kernel import (
-    kernel_layer_digest,
-    kernel_layer_requirements,
-    link_codespace_package,
-    site_packages,
-)
+from codespace.envbuild.kernel import link_codespace_package, site_packages
 from codespace.envbuild.project import install_project, install_project_dependencies
+from codespace.kernel_layer import kernel_layer_digest, kernel_layer_requirements
 from codespace.local.isolation import host_env
 from codespace.sources.conda import is_environment_file, read_environment
 from codespace.spec.errors import SpecError

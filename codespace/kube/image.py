@@ -3,10 +3,23 @@
 The image is ``<registry prefix>/<repo slug>:<env hash>``: the tag is the environment hash,
 so a commit that only changes code finds its image in the registry and never rebuilds.
 
+Every image a codespace pod runs has the platform (the Jupyter server and its extensions,
+code-server, sshd) and the repository's environment with the kernel layer
+(:mod:`codespace.kernel_layer`, the same as in the local mode):
+
+- no image of its own: the platform image (``build.baseImage`` / ``build.gpuBaseImage``)
+  as is, or with the spec's environment added on top (``FROM`` the platform image);
+- a devcontainer ``image``: the base of a rendered Dockerfile that adds the platform
+  (``COPY --from`` the platform image: everything it needs lives under ``/opt``), as
+  GitHub Codespaces injects its server into any image;
+- a Dockerfile ``build``: built first as the repository wrote it (its context, arguments and
+  target) into ``<image>-base``, then the same platform overlay is built ``FROM`` that.
+
 The build Job runs rootless BuildKit (``buildctl-daemonless.sh``) or Buildah (chroot
 isolation, vfs storage): no Docker socket, no privileged container. An init container
-clones the repository (the build context) and writes the rendered Dockerfile; user data
-(repository, ref, image name) reaches the shells only as positional arguments.
+clones the repository (the build context) and writes the rendered Dockerfile; the builder
+runs its steps as argument lists. User data (repository, ref, image names, build
+arguments) reaches the shells only as positional arguments.
 """
 
 from __future__ import annotations
@@ -17,18 +30,39 @@ import re
 import shlex
 from dataclasses import dataclass
 
+from codespace.kernel_layer import KERNEL_NAME, jupyter_data_dir, kernel_layer_commands
 from codespace.kube.config import KubeConfig
 from codespace.sources.conda import is_environment_file
 from codespace.spec.model import Codespace
 
-KERNEL_LAYER = ("ipykernel", "ipywidgets")
 ENV_PREFIX = "/opt/codespace/env"
+# The platform inside every codespace image (images/singleuser/Dockerfile): a relocatable
+# CPython in /opt/python, the platform venv in /opt/platform (with uv and tini), code-server.
+PLATFORM_PYTHON = "/opt/platform/bin/python"
+PLATFORM_UV = "/opt/platform/bin/uv"
+PLATFORM_TINI = "/opt/platform/bin/tini"
+PLATFORM_PATH = "/opt/platform/bin:/opt/code-server/bin"
+PLATFORM_PYTHON_VERSION = "3.11"  # the platform image's PYTHON_VERSION
+NB_USER, NB_UID, NB_GID = "jovyan", 1000, 100
+# The server's default (and only) kernel is the environment's (as --MappingKernelManager...
+# in the local mode): read from JUPYTER_CONFIG_PATH, next to the kernelspec.
+SERVER_CONFIG = {
+    "MappingKernelManager": {"default_kernel_name": KERNEL_NAME},
+    "KernelSpecManager": {"allowed_kernelspecs": [KERNEL_NAME]},
+}
 # A conda environment.yml is solved by micromamba (a static binary, copied from its image).
 MICROMAMBA_IMAGE = "mambaorg/micromamba:2.0.5"
 CONDA_CHANNELS = ("conda-forge",)  # used when the file names none (after its own)
 CONTEXT_DIR = "/build/context"
 DOCKERFILE_DIR = "/build/dockerfile"
 _COMPONENT = re.compile(r"[^a-z0-9]+")
+# An image reference as it may appear after FROM: no spaces, quotes or newlines.
+IMAGE_REFERENCE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@+-]{0,511}$")
+_HEADER = "# Rendered by codespace from the repository's spec; built by the codespace build Job."
+
+
+class ImageError(ValueError):
+    """The spec names an image that cannot be used (the message says which)."""
 
 
 def repo_slug(repo: str) -> str:
@@ -50,14 +84,24 @@ def image_name(prefix: str, repo: str, env_hash: str) -> str:
 
 @dataclass(frozen=True)
 class ImageChoice:
-    """Which image runs, and the Dockerfile to build it from (None: use as is)."""
+    """Which image the pod runs, and how to build it (``dockerfile`` None: use as is).
+
+    ``dockerfile`` is the rendered Dockerfile: the platform image plus the environment, or
+    the platform overlay on a user image. For a repository Dockerfile (``dockerfile_path``,
+    ``context_subdir``, ``build_args``, ``target``) the build Job builds that first, as
+    given, into ``repository_image``, which the overlay starts ``FROM``.
+    """
 
     image: str
     dockerfile: str | None
     context_subdir: str = "."
-    dockerfile_path: str | None = None  # a repository Dockerfile, built as given
+    dockerfile_path: str | None = None  # a repository Dockerfile, built first as given
     build_args: tuple[tuple[str, str], ...] = ()
     target: str | None = None
+    repository_image: str | None = None  # where the repository Dockerfile's image is pushed
+    user_image: str | None = None  # the user image the platform is added to, if any
+    platform_image: str | None = None  # the platform image used (as is, FROM or COPY --from)
+    warnings: tuple[str, ...] = ()  # what the build cannot honour, for the spawn's progress
 
     @property
     def needs_build(self) -> bool:
@@ -110,21 +154,64 @@ def _conda_lines(codespace: Codespace, files: list[str], micromamba_image: str) 
     ]
 
 
-def render_dockerfile(
-    codespace: Codespace, base_image: str, *, micromamba_image: str = MICROMAMBA_IMAGE
-) -> str:
-    """A Dockerfile that adds the spec's environment to the single-user base image.
+def _venv_line(codespace: Codespace, on_user_image: bool) -> str:
+    """Create the uv environment. On a user image it sees the image's own packages
+    (``--system-site-packages``) and uses the image's ``python3`` unless the spec names a
+    version; an image without Python 3.8+ gets the platform's Python."""
+    venv = f"{PLATFORM_UV} venv"
+    if not on_user_image:
+        python = shlex.quote(codespace.python.version or PLATFORM_PYTHON_VERSION)
+        return f"RUN {venv} --python {python} {ENV_PREFIX}"
+    venv += " --system-site-packages"
+    if codespace.python.version:
+        return f"RUN {venv} --python {shlex.quote(codespace.python.version)} {ENV_PREFIX}"
+    return "\n".join(
+        [
+            "RUN if python3 -c 'import sys; sys.exit(sys.version_info < (3, 8))' 2>/dev/null; \\",
+            f'    then {venv} --python "$(command -v python3)" {ENV_PREFIX}; \\',
+            "    else echo 'codespace: no Python 3.8+ in the image: using the platform Python' \\",
+            f"      && {venv} --python {PLATFORM_PYTHON_VERSION} {ENV_PREFIX}; fi",
+        ]
+    )
 
-    The repository environment at ``/opt/codespace/env`` becomes the default kernel: a uv
-    venv, or, for a conda environment file, the conda environment micromamba solves from it
-    (the cluster reaches conda channels). Jupyter itself stays in the base image's platform
-    environment.
-    """
-    lines = [
-        "# Rendered by codespace from the repository's spec; built by the codespace build Job.",
-        f"FROM {base_image}",
-        "USER root",
+
+def _install_lines(codespace: Codespace, on_user_image: bool) -> list[str]:
+    """Copy and install the requirement files, then the kernel layer (as the local mode)."""
+    requirements = [
+        (index, name)
+        for index, name in enumerate(codespace.python.requirements)
+        if not is_environment_file(name)
     ]
+    lines = []
+    targets = []
+    for index, requirement in requirements:
+        target = f"/tmp/codespace-build/req{index}-{requirement.rsplit('/', 1)[-1]}"
+        lines.append(f"COPY {json.dumps(requirement)} {json.dumps(target)}")
+        targets += ["-r", target]
+    if targets:
+        install = [PLATFORM_UV, "pip", "install", "--python", f"{ENV_PREFIX}/bin/python"]
+        lines.append("RUN " + shlex.join([*install, *targets]))
+    steps = kernel_layer_commands(ENV_PREFIX, PLATFORM_PYTHON, uv=PLATFORM_UV)
+    lines += ["RUN " + shlex.join(argv) for argv in steps]
+    config_dir = f"{ENV_PREFIX}/etc/jupyter"
+    config = shlex.quote(json.dumps(SERVER_CONFIG))
+    lines.append(
+        f"RUN mkdir -p {config_dir} && printf '%s\\n' {config}"
+        f" > {config_dir}/jupyter_server_config.json"
+    )
+    path = f"{ENV_PREFIX}/bin:{PLATFORM_PATH}" if on_user_image else f"{ENV_PREFIX}/bin"
+    lines.append(
+        f'ENV VIRTUAL_ENV="{ENV_PREFIX}" PATH="{path}:$PATH"'
+        f' JUPYTER_PATH="{jupyter_data_dir(ENV_PREFIX)}" JUPYTER_CONFIG_PATH="{config_dir}"'
+    )
+    return lines
+
+
+def _environment_lines(
+    codespace: Codespace, micromamba_image: str, *, on_user_image: bool
+) -> list[str]:
+    """The spec's environment on an image that has the platform (run as root at first)."""
+    lines = []
     if codespace.apt:
         packages = " ".join(shlex.quote(name) for name in codespace.apt)
         lines += [
@@ -140,60 +227,146 @@ def render_dockerfile(
     lines += [
         f"RUN mkdir -p {owned} && chown ${{NB_UID:-1000}}:${{NB_GID:-100}} {owned}",
         "USER ${NB_UID:-1000}",
+        "ARG UV_NO_CACHE=1",  # a build-time variable: no uv cache in the image's layers
         "WORKDIR /tmp/codespace-build",
     ]
     if conda:
         lines += _conda_lines(codespace, conda, micromamba_image)
     else:
-        python = shlex.quote(codespace.python.version or "3.11")
-        lines.append(f"RUN uv venv --python {python} {ENV_PREFIX}")
-    requirements = [
-        (index, name)
-        for index, name in enumerate(codespace.python.requirements)
-        if not is_environment_file(name)
-    ]
-    for index, requirement in requirements:
-        target = f"/tmp/codespace-build/req{index}-{requirement.rsplit('/', 1)[-1]}"
-        lines.append(f"COPY {json.dumps(requirement)} {json.dumps(target)}")
-    install = [f"uv pip install --python {ENV_PREFIX}/bin/python", *KERNEL_LAYER]
-    for index, requirement in requirements:
-        name = requirement.rsplit("/", 1)[-1]
-        target = shlex.quote(f"/tmp/codespace-build/req{index}-{name}")
-        install.append(f"-r {target}")
-    lines.append("RUN " + " ".join(install))
-    lines.append(
-        f"RUN {ENV_PREFIX}/bin/python -m ipykernel install --prefix {ENV_PREFIX} "
-        "--name python3 --display-name 'Python (codespace)'"
-    )
-    lines.append(f'ENV PATH="{ENV_PREFIX}/bin:$PATH" JUPYTER_PATH="{ENV_PREFIX}/share/jupyter"')
+        lines.append(_venv_line(codespace, on_user_image))
+    lines += _install_lines(codespace, on_user_image)
     if codespace.postBuild:
         lines += [
             f"COPY {json.dumps(codespace.postBuild)} /tmp/codespace-build/postBuild",
             "RUN chmod +x /tmp/codespace-build/postBuild && /tmp/codespace-build/postBuild",
         ]
     lines.append("WORKDIR /home/${NB_USER:-jovyan}")
+    return lines
+
+
+# git and sshd for the platform when the image has apt-get (fixed text, no user data).
+_PLATFORM_PACKAGES = """\
+RUN if command -v apt-get >/dev/null 2>&1; then \\
+      apt-get update \\
+      && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \\
+           git openssh-server openssh-client ca-certificates procps \\
+      && rm -rf /var/lib/apt/lists/*; \\
+    else echo 'codespace: warning: no apt-get in this image: git and sshd are not added' >&2; \\
+    fi \\
+ && mkdir -p /run/sshd"""
+
+# The account the pod runs as (uid 1000, gid 100), unless the image already has uid 1000.
+_PLATFORM_USER = f"""\
+RUN (getent group {NB_GID} >/dev/null 2>&1 || groupadd --gid {NB_GID} users) \\
+ && (getent passwd {NB_UID} >/dev/null 2>&1 \\
+     || useradd --create-home --uid {NB_UID} --gid {NB_GID} --shell /bin/bash {NB_USER}) \\
+ && mkdir -p /home/{NB_USER} /workspaces /opt/codespace \\
+ && chown {NB_UID}:{NB_GID} /home/{NB_USER} /workspaces /opt/codespace \\
+ && chown -R {NB_UID}:{NB_GID} /opt/python"""
+
+
+def _platform_overlay_lines(user_image: str, platform_image: str) -> list[str]:
+    """The platform added to a user image, as images/singleuser-gpu does onto CUDA."""
+    return [
+        "# The repository's image with the platform added: the Jupyter server, its",
+        "# extensions, code-server and uv from the platform image (all under /opt; its Python",
+        "# needs a glibc-based image), git and sshd with apt-get when the image has it, the",
+        "# jovyan account (uid 1000) unless the image has one, then the repository",
+        "# environment with the kernel layer, the same as the local mode's.",
+        f"FROM {platform_image} AS codespace-platform",
+        f"FROM {user_image}",
+        "USER root",
+        "COPY --from=codespace-platform /opt /opt",
+        "COPY --from=codespace-platform /etc/jupyter /etc/jupyter",
+        f"ENV NB_USER={NB_USER} NB_UID={NB_UID} NB_GID={NB_GID} HOME=/home/{NB_USER} \\",
+        "    UV_PYTHON_INSTALL_DIR=/opt/python \\",
+        "    CODESPACE_CODE_SERVER=/opt/code-server/bin/code-server",
+        _PLATFORM_PACKAGES,
+        _PLATFORM_USER,
+    ]
+
+
+def _check_reference(image: str) -> str:
+    if not IMAGE_REFERENCE.match(image):
+        raise ImageError(f"image {image!r} is not an image reference such as python:3.11")
+    return image
+
+
+def render_dockerfile(
+    codespace: Codespace,
+    base_image: str,
+    *,
+    micromamba_image: str = MICROMAMBA_IMAGE,
+    platform_image: str | None = None,
+) -> str:
+    """A Dockerfile for the codespace's image.
+
+    Without ``platform_image``, ``base_image`` is the platform image and the spec's
+    environment is added ``FROM`` it. With it, ``base_image`` is a user image (a
+    devcontainer ``image``, or what a repository Dockerfile built) and the platform is
+    first copied in from ``platform_image``.
+
+    The repository environment at ``/opt/codespace/env`` becomes the server's only kernel
+    (kernelspec ``codespace``, found through ``JUPYTER_PATH``): a uv venv, or, for a conda
+    environment file, the conda environment micromamba solves from it (the cluster reaches
+    conda channels), with the kernel layer of :func:`codespace.kernel_layer.kernel_layer_commands`.
+    Jupyter itself stays in the platform's environment.
+    """
+    _check_reference(base_image)
+    if platform_image is None:
+        lines = [_HEADER, f"FROM {base_image}", "USER root"]
+    else:
+        lines = [_HEADER, *_platform_overlay_lines(base_image, _check_reference(platform_image))]
+    lines += _environment_lines(codespace, micromamba_image, on_user_image=bool(platform_image))
+    if platform_image is not None:
+        lines += [
+            "EXPOSE 8888",
+            f'ENTRYPOINT [{json.dumps(PLATFORM_TINI)}, "--"]',
+            'CMD ["jupyterhub-singleuser"]',
+        ]
     return "\n".join(lines) + "\n"
 
 
 def choose_image(
     codespace: Codespace, config: KubeConfig, repo: str, env_hash: str, gpu: bool
 ) -> ImageChoice:
-    """Decide between a base image as is, a rendered Dockerfile, and a repository Dockerfile."""
+    """Decide the pod's image: the platform image as is, or a rendered Dockerfile (on the
+    platform image, or adding the platform to the spec's ``image`` or ``build``).
+
+    Raises :class:`ImageError` for an ``image`` that is not an image reference.
+    """
     name = image_name(config.registry.prefix, repo, env_hash)
+    platform = config.build.gpuBaseImage if gpu else config.build.baseImage
     build = codespace.build
     if build is not None and build.dockerfile:
+        built = f"{name}-base"
+        unused = [key for key in ("cacheFrom", "options") if getattr(build, key)]
         return ImageChoice(
             image=name,
-            dockerfile=None,
+            dockerfile=render_dockerfile(codespace, built, platform_image=platform),
             context_subdir=build.context or ".",
             dockerfile_path=build.dockerfile,
             build_args=tuple(sorted(build.args.items())),
             target=build.target,
+            repository_image=built,
+            user_image=built,
+            platform_image=platform,
+            warnings=tuple(f"build.{key} is not used by the image build" for key in unused),
         )
-    base = codespace.image or (config.build.gpuBaseImage if gpu else config.build.baseImage)
+    platforms = (config.build.baseImage, config.build.gpuBaseImage)
+    if codespace.image and codespace.image not in platforms:
+        return ImageChoice(
+            image=name,
+            dockerfile=render_dockerfile(codespace, codespace.image, platform_image=platform),
+            user_image=codespace.image,
+            platform_image=platform,
+        )
+    base = codespace.image or platform  # naming a platform image is the same as naming none
     if not _needs_layers(codespace):
-        return ImageChoice(image=base, dockerfile=None)
-    return ImageChoice(image=name, dockerfile=render_dockerfile(codespace, base))
+        return ImageChoice(image=base, dockerfile=None, platform_image=base)
+    return ImageChoice(
+        image=name, dockerfile=render_dockerfile(codespace, base), platform_image=base
+    )
 
 
 def build_job_name(image: str) -> str:
@@ -201,8 +374,8 @@ def build_job_name(image: str) -> str:
     return "codespace-build-" + hashlib.sha256(image.encode()).hexdigest()[:16]
 
 
-# Clone the build context; "$1" repository, "$2" ref (may be empty), "$3" the Dockerfile
-# text (empty when the repository's own Dockerfile is built).
+# Clone the build context; "$1" repository, "$2" ref (may be empty), "$3" the rendered
+# Dockerfile text (empty: none).
 _CLONE_SCRIPT = """set -eu
 git clone --quiet --no-checkout -- "$1" /build/context
 if [ -n "$2" ]; then git -C /build/context checkout --quiet "$2" --; \
@@ -211,74 +384,150 @@ mkdir -p /build/dockerfile
 if [ -n "$3" ]; then printf '%s' "$3" > /build/dockerfile/Dockerfile; fi
 """
 
-# Buildah: "$1" image, "$2" Dockerfile, "$3" context, then build arguments.
-_BUILDAH_SCRIPT = """set -eu
-image="$1"; dockerfile="$2"; context="$3"; shift 3
-buildah build --isolation chroot --storage-driver vfs --layers \
-  -f "$dockerfile" -t "$image" "$@" "$context"
-buildah push --storage-driver vfs "$image"
+# Run the builder's steps in order. The arguments are steps, each a count N then N
+# arguments run as one command; eval only ever sees "${1}" "${2}" ..., never a value.
+# BuildKit pulls from a plain-HTTP registry (a repository image built in an earlier step)
+# only when its daemon's configuration says so.
+_STEPS_SCRIPT = """set -eu
+if [ -n "${BUILDKIT_INSECURE_REGISTRY:-}" ]; then
+  printf '[registry."%s"]\\n  http = true\\n  insecure = true\\n' \\
+    "$BUILDKIT_INSECURE_REGISTRY" > /build/buildkitd.toml
+  BUILDKITD_FLAGS="${BUILDKITD_FLAGS:-} --config=/build/buildkitd.toml"
+  export BUILDKITD_FLAGS
+fi
+step=0
+while [ "$#" -gt 0 ]; do
+  count="$1"; shift; step=$((step + 1))
+  command=""; i=1
+  while [ "$i" -le "$count" ]; do command="$command \\"\\${$i}\\""; i=$((i + 1)); done
+  printf '== build step %s: %s\\n' "$step" "$1"
+  eval "$command"
+  shift "$count"
+done
 """
 
 
-def _builder_container(choice: ImageChoice, config: KubeConfig) -> dict:
+def _context(subdir: str) -> str:
+    return f"{CONTEXT_DIR}/{subdir}".rstrip("/.") or CONTEXT_DIR
+
+
+def _buildkit_step(
+    config: KubeConfig,
+    dockerfile: str,
+    context: str,
+    image: str,
+    build_args: tuple[tuple[str, str], ...] = (),
+    target: str | None = None,
+) -> list[str]:
+    dockerfile_dir, _, dockerfile_name = dockerfile.rpartition("/")
+    output = f"type=image,name={image},push=true"
+    if config.registry.insecure:
+        output += ",registry.insecure=true"
+    argv = [
+        "buildctl-daemonless.sh",
+        "build",
+        "--frontend=dockerfile.v0",
+        f"--local=context={context}",
+        f"--local=dockerfile={dockerfile_dir}",
+        f"--opt=filename={dockerfile_name}",
+        f"--output={output}",
+        "--progress=plain",
+    ]
+    argv += [f"--opt=build-arg:{key}={value}" for key, value in build_args]
+    if target:
+        argv.append(f"--opt=target={target}")
+    return argv
+
+
+def _buildah_step(
+    config: KubeConfig,
+    dockerfile: str,
+    context: str,
+    image: str,
+    build_args: tuple[tuple[str, str], ...] = (),
+    target: str | None = None,
+) -> list[str]:
+    argv = ["buildah", "build", "--isolation", "chroot", "--storage-driver", "vfs", "--layers"]
+    argv += ["-f", dockerfile, "-t", image]
+    argv += [f"--build-arg={key}={value}" for key, value in build_args]
+    if target:
+        argv.append(f"--target={target}")
+    if config.registry.insecure:
+        argv.append("--tls-verify=false")
+    return [*argv, context]
+
+
+def build_steps(choice: ImageChoice, config: KubeConfig) -> list[list[str]]:
+    """The commands the builder runs, in order (argument lists).
+
+    A repository Dockerfile is built first as the repository wrote it (its context,
+    arguments and target) into ``choice.repository_image``; then the rendered Dockerfile
+    (repository root as context) into ``choice.image``. BuildKit pushes each image it
+    builds (the second build pulls the first from the registry); Buildah keeps the first in
+    its local storage and pushes the final image.
+    """
+    if choice.dockerfile is None:
+        raise ValueError(f"{choice.image} has no rendered Dockerfile: nothing to build")
+    buildkit = config.build.tool == "buildkit"
+    step = _buildkit_step if buildkit else _buildah_step
+    steps = []
     if choice.dockerfile_path:
-        dockerfile = f"{CONTEXT_DIR}/{choice.dockerfile_path}"
-    else:
-        dockerfile = f"{DOCKERFILE_DIR}/Dockerfile"
-    context = f"{CONTEXT_DIR}/{choice.context_subdir}".rstrip("/.") or CONTEXT_DIR
+        steps.append(
+            step(
+                config,
+                f"{CONTEXT_DIR}/{choice.dockerfile_path}",
+                _context(choice.context_subdir),
+                choice.repository_image or f"{choice.image}-base",
+                choice.build_args,
+                choice.target,
+            )
+        )
+    steps.append(step(config, f"{DOCKERFILE_DIR}/Dockerfile", CONTEXT_DIR, choice.image))
+    if not buildkit:
+        push = ["buildah", "push", "--storage-driver", "vfs"]
+        if config.registry.insecure:
+            push.append("--tls-verify=false")
+        steps.append([*push, choice.image])
+    return steps
+
+
+def _builder_container(choice: ImageChoice, config: KubeConfig) -> dict:
     mounts = [{"name": "build", "mountPath": "/build"}]
     env = []
     if config.registry.pushSecret:
         mounts.append({"name": "push-secret", "mountPath": "/home/user/.docker", "readOnly": True})
         env.append({"name": "DOCKER_CONFIG", "value": "/home/user/.docker"})
-    resources = {"limits": {"cpu": config.build.cpu, "memory": config.build.memory}}
-    if config.build.tool == "buildkit":
-        dockerfile_dir, _, dockerfile_name = dockerfile.rpartition("/")
-        output = f"type=image,name={choice.image},push=true"
-        if config.registry.insecure:
-            output += ",registry.insecure=true"
-        args = [
-            "build",
-            "--frontend=dockerfile.v0",
-            f"--local=context={context}",
-            f"--local=dockerfile={dockerfile_dir}",
-            f"--opt=filename={dockerfile_name}",
-            f"--output={output}",
-            "--progress=plain",
-        ]
-        args += [f"--opt=build-arg:{key}={value}" for key, value in choice.build_args]
-        if choice.target:
-            args.append(f"--opt=target={choice.target}")
-        env.append({"name": "BUILDKITD_FLAGS", "value": "--oci-worker-no-process-sandbox"})
-        return {
-            "name": "build",
-            "image": config.build.buildkitImage,
-            "command": ["buildctl-daemonless.sh"],
-            "args": args,
-            "env": env,
-            "volumeMounts": mounts,
-            "resources": resources,
-            "securityContext": {
-                "runAsUser": 1000,
-                "runAsGroup": 1000,
-                "seccompProfile": {"type": "Unconfined"},
-                "appArmorProfile": {"type": "Unconfined"},
-            },
-        }
-    extra = [f"--build-arg={key}={value}" for key, value in choice.build_args]
-    if choice.target:
-        extra.append(f"--target={choice.target}")
-    if config.registry.insecure:
-        extra.append("--tls-verify=false")
-    return {
+    args: list[str] = []
+    for argv in build_steps(choice, config):
+        args += [str(len(argv)), *argv]
+    container = {
         "name": "build",
-        "image": config.build.buildahImage,
-        "command": ["sh", "-c", _BUILDAH_SCRIPT, "buildah-build"],
-        "args": [choice.image, dockerfile, context, *extra],
-        "env": [*env, {"name": "STORAGE_DRIVER", "value": "vfs"}],
+        "command": ["sh", "-c", _STEPS_SCRIPT, "build"],
+        "args": args,
+        "env": env,
         "volumeMounts": mounts,
-        "resources": resources,
-        "securityContext": {"runAsUser": 1000, "runAsGroup": 1000},
+        "resources": {"limits": {"cpu": config.build.cpu, "memory": config.build.memory}},
+    }
+    if config.build.tool == "buildah":
+        env.append({"name": "STORAGE_DRIVER", "value": "vfs"})
+        return {
+            **container,
+            "image": config.build.buildahImage,
+            "securityContext": {"runAsUser": 1000, "runAsGroup": 1000},
+        }
+    env.append({"name": "BUILDKITD_FLAGS", "value": "--oci-worker-no-process-sandbox"})
+    if config.registry.insecure:
+        host = config.registry.prefix.split("/", 1)[0]
+        env.append({"name": "BUILDKIT_INSECURE_REGISTRY", "value": host})
+    return {
+        **container,
+        "image": config.build.buildkitImage,
+        "securityContext": {
+            "runAsUser": 1000,
+            "runAsGroup": 1000,
+            "seccompProfile": {"type": "Unconfined"},
+            "appArmorProfile": {"type": "Unconfined"},
+        },
     }
 
 

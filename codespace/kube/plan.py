@@ -11,7 +11,7 @@ KubeSpawner will create from the same overrides).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from codespace.datasets.mounts import DatasetMount
@@ -261,7 +261,8 @@ def make_kube_plan(launch: LaunchPlan, config: KubeConfig, names: Names = Names(
         "codespace.io/env-hash": env_hash,
         "codespace.io/image": image.image,
     }
-    runtime = launch.runtime()
+    runtime = launch.runtime()  # with the profile this pod runs under
+    runtime = replace(runtime, variables={**runtime.variables, "CODESPACE_PROFILE": profile.name})
     env = {
         **runtime.static_env(),
         "CODESPACE_IMAGE": image.image,

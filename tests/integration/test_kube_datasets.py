@@ -137,7 +137,6 @@ def hub(cluster: FakeKube, tmp_path_factory):
         "KUBECONFIG": str(kubeconfig),
         "HOME": str(data / "home"),
     }
-    image = "registry.example.org/singleuser:test"
     document = {"profiles": [{"name": "small", "default": True, "cpu": 2, "memory": "4Gi"}]}
     extra = f"""
 c.JupyterHub.spawner_class = "spawner.kubernetes.KubeCodespaceSpawner"
@@ -153,7 +152,6 @@ c.KubeCodespaceSpawner.http_timeout = 60
 """
     env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
     with running_hub(data / "hub", extra_config=extra, base_config=None, env=env) as running:
-        running.image = image
         yield running
 
 
@@ -172,7 +170,7 @@ def test_mount_from_a_running_codespace_is_mounted_at_the_next_start(cluster, hu
     add_dataset(cluster, "laion", "NotBound")
     repo = make_repo(
         tmp_path / "ml",
-        {".codespace/codespace.yaml": "image: registry.example.org/singleuser:test\n"},
+        {".codespace/codespace.yaml": "containerEnv: {PROJECT: ml}\n"},  # no image build
     )
     events = hub.spawn("ada", "ml", {"repo": str(repo)}, timeout=120)
     assert events[-1].get("ready"), messages(events) + hub.log_text()[-3000:]

@@ -205,10 +205,12 @@ def test_a_spec_error_starts_a_recovery_codespace_and_says_why(kube, hub, tmp_pa
 
 
 def test_an_image_that_cannot_be_pulled_fails_the_spawn_at_once(kube, hub, tmp_path):
-    kube.kubelet.pullable = lambda image: "missing" not in image
+    # A devcontainer image is the base of the codespace's image (built with the platform
+    # added); here the registry loses the built image, so the pull fails.
+    kube.kubelet.pullable = lambda image: "unpullable" not in image
     try:
         repo = make_repo(
-            tmp_path / "img",
+            tmp_path / "unpullable",
             {".codespace/codespace.yaml": "image: registry.example.org/missing:1\n"},
         )
         events = hub.spawn("carol", "img", {"repo": str(repo)}, timeout=60)
@@ -216,7 +218,7 @@ def test_an_image_that_cannot_be_pulled_fails_the_spawn_at_once(kube, hub, tmp_p
         kube.kubelet.pullable = lambda image: True
     assert events[-1].get("failed"), messages(events)
     assert "ErrImagePull" in events[-1]["message"] or "ImagePullBackOff" in events[-1]["message"]
-    assert "registry.example.org/missing:1" in events[-1]["message"]
+    assert "unpullable" in events[-1]["message"]
     hub.stop("carol", "img")
     assert "jupyter-carol--img" not in pods(kube)
 
@@ -230,10 +232,23 @@ def test_an_unschedulable_gpu_pod_fails_the_spawn_at_once(kube, hub, tmp_path):
     assert "jupyter-dave--gpu" not in pods(kube)  # the pending pod was deleted
 
 
-def test_a_failed_build_fails_the_spawn_with_its_log(kube, hub, tmp_path):
+def test_a_failed_build_gives_a_recovery_codespace_with_its_log(kube, hub, tmp_path):
     repo = make_repo(tmp_path / "bad", {".codespace/codespace.yaml": "apt: [nosuchpackage]\n"})
-    events = hub.spawn("erin", "bad", {"repo": str(repo)}, timeout=60)
-    assert events[-1].get("failed"), messages(events)
-    message = events[-1]["message"]
-    assert "image build failed" in message
-    assert "Unable to locate package nosuchpackage" in message
+    events = hub.spawn("erin", "bad", {"repo": str(repo)}, timeout=120)
+    text = messages(events)
+    assert events[-1].get("ready"), text  # never locked out
+    assert "image build failed" in text and "starting a recovery codespace" in text
+    assert "Unable to locate package nosuchpackage" in text
+    pod = pods(kube)["jupyter-erin--bad"]
+    container = pod["spec"]["containers"][0]
+    assert container["image"] == "registry.example.org/singleuser:test"  # the platform's
+    assert container["args"][:2] == ["codespace-start", "--"]
+    env = {item["name"]: item.get("value") for item in container["env"]}
+    runtime = json.loads(env["CODESPACE_LAUNCH"])  # what the entrypoint writes and runs
+    assert runtime["recovery"] is True
+    problem = "\n".join(runtime["problems"])
+    assert "The image could not be built" in problem and "nosuchpackage" in problem
+    assert env["JUPYTERHUB_DEFAULT_URL"] == "/lab/tree/CODESPACE_ERRORS.md"  # the lab opens it
+    response = hub.server_request("erin", "bad", "api/status")
+    assert response.status_code == 200
+    hub.stop("erin", "bad")

@@ -108,7 +108,11 @@ def test_devcontainer_host_requirements_gpu_is_the_same_request(tmp_path, capsys
     )
     args = ["plan", str(root), "--config", str(config_file(tmp_path)), "--profile", "mig"]
     assert main([*args, "--repo", "https://h/a.git", "--json"]) == 0
-    pod = assert_all_valid(json.loads(capsys.readouterr().out)["items"])[-1]
+    items = assert_all_valid(json.loads(capsys.readouterr().out)["items"])
+    pod = items[-1]
     limits = pod["spec"]["containers"][0]["resources"]["limits"]
     assert limits["nvidia.com/mig-1g.10gb"] == "1"
-    assert pod["spec"]["containers"][0]["image"] == "registry.example.org/img:1"
+    # the devcontainer image is the base of the codespace image, which the Job builds
+    assert items[0]["kind"] == "Job"
+    built = items[0]["metadata"]["annotations"]["codespace.io/image"]
+    assert pod["spec"]["containers"][0]["image"] == built != "registry.example.org/img:1"
