@@ -30,7 +30,12 @@ import re
 import shlex
 from dataclasses import dataclass
 
-from codespace.kernel_layer import KERNEL_NAME, jupyter_data_dir, kernel_layer_commands
+from codespace.kernel_layer import (
+    KERNEL_NAME,
+    jupyter_data_dir,
+    kernel_layer_commands,
+    kernel_layer_digest,
+)
 from codespace.kube.config import KubeConfig
 from codespace.sources.conda import is_environment_file
 from codespace.spec.model import Codespace
@@ -78,8 +83,16 @@ def repo_slug(repo: str) -> str:
     return slug or "repo"
 
 
-def image_name(prefix: str, repo: str, env_hash: str) -> str:
-    return f"{prefix.rstrip('/')}/{repo_slug(repo)}:{env_hash[:32]}"
+def image_name(prefix: str, repo: str, tag: str) -> str:
+    return f"{prefix.rstrip('/')}/{repo_slug(repo)}:{tag[:32]}"
+
+
+def image_tag(env_hash: str, platform_image: str) -> str:
+    """The codespace image's tag: the environment hash, the kernel layer and the platform
+    image it is built on (a platform upgrade or a new kernel layer rebuilds it; a commit
+    that changes only code does not)."""
+    text = json.dumps([env_hash, kernel_layer_digest(), platform_image])
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
 @dataclass(frozen=True)
@@ -335,8 +348,8 @@ def choose_image(
 
     Raises :class:`ImageError` for an ``image`` that is not an image reference.
     """
-    name = image_name(config.registry.prefix, repo, env_hash)
     platform = config.build.gpuBaseImage if gpu else config.build.baseImage
+    name = image_name(config.registry.prefix, repo, image_tag(env_hash, platform))
     build = codespace.build
     if build is not None and build.dockerfile:
         built = f"{name}-base"

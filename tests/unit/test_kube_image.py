@@ -23,6 +23,7 @@ from codespace.kube.image import (
     build_steps,
     choose_image,
     image_name,
+    image_tag,
     repo_slug,
 )
 from codespace.spec.model import Codespace
@@ -140,7 +141,8 @@ REPOSITORY_DOCKERFILE = Codespace(
 
 def test_buildah_job_builds_the_repository_dockerfile_then_adds_the_platform():
     choice, job = _job("buildah", REPOSITORY_DOCKERFILE, insecure=True)
-    assert choice.needs_build and choice.image.endswith(":" + HASH[:32])
+    tag = image_tag(HASH, choice.platform_image)
+    assert choice.needs_build and choice.image.endswith(":" + tag)
     assert choice.repository_image == choice.image + "-base"
     builder = job["spec"]["template"]["spec"]["containers"][0]
     first, overlay, push = _steps(builder)
@@ -363,7 +365,8 @@ def test_a_devcontainer_image_is_the_base_the_platform_is_added_to(gpu: bool):
     spec = Codespace(image="python:3.11", python={"requirements": ["requirements.txt"]})
     choice = choose_image(spec, config, "https://h/a.git", HASH, gpu=gpu)
     platform = config.build.gpuBaseImage if gpu else config.build.baseImage
-    assert choice.image == image_name(config.registry.prefix, "https://h/a.git", HASH)
+    tag = image_tag(HASH, choice.platform_image)
+    assert choice.image == image_name(config.registry.prefix, "https://h/a.git", tag)
     assert choice.needs_build and choice.platform_image == platform
     instructions = dockerfile_instructions(choice.dockerfile)
     assert instructions[:4] == [

@@ -10,6 +10,7 @@ import pytest
 from codespace.datasets.mounts import DatasetMount
 from codespace.kube.config import ConfigError, WorkspaceConfig, load_config, parse_config
 from codespace.kube.datasets import DatasetNotReady, dataset_mounts, dataset_problem
+from codespace.kube.image import image_tag
 from codespace.kube.plan import Names, PlanError
 from codespace.kube.workspace import checkout_name, clone_init_container
 from codespace.options import UserOptions
@@ -50,7 +51,12 @@ def test_environment_keys_trigger_a_build_job_first():
     objects = assert_all_valid(result.objects())
     assert [o["kind"] for o in objects] == ["Job", "PersistentVolumeClaim", "Pod"]
     assert objects[2]["spec"]["containers"][0]["image"] == result.image.image
-    assert result.image.image.endswith(":" + HASH[:32])
+    platform = parse_config({}).build.baseImage
+    assert result.image.image.endswith(":" + image_tag(HASH, platform))
+    # the same environment on another platform image (an upgrade) is another image
+    upgraded = parse_config({"build": {"baseImage": "ghcr.io/codespace-hub/singleuser:9"}})
+    again = plan(Codespace(python={"requirements": ["requirements.txt"]}), config=upgraded)
+    assert again.image.image != result.image.image
 
 
 def test_overrides_name_real_kubespawner_settings():
