@@ -216,3 +216,22 @@ def _exclude_platform_files(path: Path, iso: Isolation) -> None:
     if missing:
         text = existing + "\n# written by Codespace Hub\n" + "\n".join(missing) + "\n"
         iso.write_file(exclude, text)
+
+
+# Files a codespace writes into the checkout that are not the user's changes.
+CODESPACE_FILES = ("/CODESPACE_ERRORS.md", "/.codespace-logs/")
+
+
+def with_excludes(text: str, patterns: Sequence[str]) -> str | None:
+    """``.git/info/exclude``'s text with ``patterns`` added, or ``None`` when it has them.
+
+    The checkout's own exclude file (never the user's ``.gitignore``) keeps what a codespace
+    writes (dataset links, ``CODESPACE_ERRORS.md``, logs) out of ``git status``.
+    """
+    lines = text.splitlines()
+    missing = [pattern for pattern in patterns if pattern not in lines]
+    if not missing:
+        return None
+    note = "# codespace: files the codespace writes, not part of the repository"
+    added = [note, *missing] if note not in lines else missing
+    return "\n".join([*lines, *added]).lstrip("\n") + "\n"

@@ -48,6 +48,7 @@ PLATFORM_VARIABLES = (
     "CODESPACE_PROFILE",
     "CODESPACE_VSCODE_EXTENSIONS",
     "CODESPACE_VSCODE_SETTINGS",
+    "CODESPACE_OPEN_FILES",
     DATASETS_ENV,
 )
 
@@ -274,6 +275,8 @@ def platform_variables(
         "CODESPACE_PROFILE": options.profile or "",
         "CODESPACE_VSCODE_EXTENSIONS": " ".join(spec.customizations.vscode.extensions),
         "CODESPACE_VSCODE_SETTINGS": json.dumps(spec.customizations.vscode.settings),
+        # what the lab opens first (customizations.codespaces.openFiles; else the README)
+        "CODESPACE_OPEN_FILES": json.dumps(spec.customizations.codespaces.openFiles),
     }
     if datasets:
         variables[DATASETS_ENV] = ",".join(

@@ -26,16 +26,17 @@ from codespace.datasets.attach import AttachResult, LocalDatasetSettings, attach
 from codespace.datasets.mounts import DATASETS_ENV, PendingMounts
 from codespace.envbuild import BuiltEnv, EnvBuildError, UvEnvBuilder, write_kernelspec
 from codespace.envbuild.overlay import Layer, ensure_layer, layer_env
+from codespace.envbuild.progress import BuildProgress
 from codespace.envbuild.uv import BuildAs
 from codespace.errors_file import env_problem, errors_markdown, spec_problem
-from codespace.git import Checkout, checkout, origin_url
+from codespace.git import CODESPACE_FILES, Checkout, checkout, origin_url, with_excludes
 from codespace.launch import LaunchPlan, Placement, make_launch_plan
 from codespace.lifecycle import LifecycleError, Step, due_steps, split_for_wait
 from codespace.lifecycle_runner import job_text, parse_result, runner_argv
 from codespace.lifecycle_status import ERRORS_FILE
 from codespace.local.isolation import Isolation
 from codespace.options import UserOptions
-from codespace.resolve import Resolution, default_resolution, resolve
+from codespace.resolve import DEFAULT_SOURCE, Resolution, default_resolution, resolve
 from codespace.spec.errors import SpecError
 from codespace.spec.model import Codespace
 from codespace.streaming import stream
@@ -86,6 +87,12 @@ class Prepared:
     @property
     def errors_file(self) -> Path:
         return self.checkout.path / ERRORS_FILE
+
+
+def repo_name(repo: str) -> str:
+    """A repository's short name, for the kernel: ``https://h/org/proj.git`` -> ``proj``."""
+    name = repo.rstrip("/").rsplit("/", 1)[-1].rsplit(":", 1)[-1]
+    return name.removesuffix(".git") or repo
 
 
 def local_placement(paths: LocalPaths) -> Placement:
@@ -155,7 +162,7 @@ async def prepare(
     if confine is not None:
         confine(spec, env)
     layer = await _layer(builder, env, paths, warnings, report, iso)
-    display = f"Python {env.python_version} ({paths.workspace.name})"
+    display = f"{repo_name(options.repo)} (Python {env.python_version})"
     write_kernelspec(
         layer.path,
         paths.jupyter_data,
@@ -202,6 +209,8 @@ async def prepare(
         layer=layer,
     )
     write_errors_file(prepared, iso)
+    dataset_links = ["/datasets/"] if attached.attached else []
+    exclude_from_git(paths.workspace, [*CODESPACE_FILES, *dataset_links], iso)
     return prepared
 
 
@@ -236,16 +245,25 @@ def _resolve(
         recovery = False
     except SpecError as error:
         problems.append(spec_problem(error))
-        report.line("error: the configuration has errors; starting a recovery codespace")
-        for diagnostic in error.diagnostics:
-            report.line(f"  {diagnostic}")
+        count = len(error.diagnostics)
+        report.step(28, f"resolve: the configuration has {count} error(s):")
+        for diagnostic in error.diagnostics:  # each one on the page: file:line: message
+            report.step(28, f"error: {diagnostic}")
         resolution = default_resolution(paths.workspace)
         recovery = True
     warnings = [str(warning) for warning in resolution.warnings]
     for warning in warnings:
         report.line(f"warning: {warning}")
-    report.step(30, f"resolve: {resolution.source} ({resolution.source_kind}) ({timer})")
+    report.step(30, f"resolve: {_describe_source(resolution, recovery)} ({timer})")
     return resolution, recovery, problems, warnings
+
+
+def _describe_source(resolution: Resolution, recovery: bool) -> str:
+    if recovery:
+        return "starting a recovery codespace: the platform default, errors in CODESPACE_ERRORS.md"
+    if resolution.source == DEFAULT_SOURCE:
+        return "no configuration in the repository: the platform default"
+    return f"{resolution.source} ({resolution.source_kind})"
 
 
 async def _environment(
@@ -261,11 +279,13 @@ async def _environment(
     timer = _Timer()
     spec = resolution.codespace
     report.step(35, "environment: looking up the environment cache")
+    progress = BuildProgress(report)  # uv's milestones move the percentage
     try:
         env = await builder.build(
-            paths.workspace, spec, resolution.env_hash, on_line=report.line, build_as=who
+            paths.workspace, spec, resolution.env_hash, on_line=progress.line, build_as=who
         )
     except EnvBuildError as error:
+        progress.flush()
         problems.append(env_problem(str(error)))
         report.line("error: the environment build failed; starting on the default environment")
         resolution, recovery = default_resolution(paths.workspace), True
@@ -273,9 +293,10 @@ async def _environment(
             paths.workspace,
             resolution.codespace,
             resolution.env_hash,
-            on_line=report.line,
+            on_line=progress.line,
             build_as=who,
         )
+    progress.flush()
     how = "cache hit" if env.cache_hit else "built"
     report.step(70, f"environment: {how}, Python {env.python_version} ({timer})")
     return env, resolution, recovery
@@ -405,6 +426,20 @@ async def _attach(
     failed = f"; {len(result.problems)} not mounted" if result.problems else ""
     report.step(74, f"datasets: mounted {names}{failed} ({timer})")
     return result
+
+
+def exclude_from_git(workspace: Path, patterns: Sequence[str], iso: Isolation) -> None:
+    """Keep what the codespace writes out of the repository's changes (as the account)."""
+    exclude = workspace / ".git" / "info" / "exclude"
+    if not exclude.parent.parent.is_dir():
+        return
+    try:
+        text = exclude.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        text = ""
+    updated = with_excludes(text, patterns)
+    if updated is not None:
+        iso.write_file(exclude, updated)
 
 
 def _datasets_problem(problems: list[str], catalog: Path | None) -> str:

@@ -20,6 +20,7 @@ from codespace.datasets.backend import DatasetBackend, DatasetSettings
 from codespace.datasets.catalog import catalog_path
 from codespace.datasets.local import LocalBackend
 from extensions.datasets_handlers import dataset_handlers
+from extensions.session_handlers import session_handlers
 
 SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 
@@ -159,6 +160,7 @@ class CodespaceExtension(ExtensionApp):
 
     def initialize_handlers(self) -> None:
         self.handlers.extend(dataset_handlers(self.datasets))
+        self.handlers.extend(session_handlers(self.workspace))
 
     async def stop_extension(self) -> None:
         for backend in reversed(self._backends):

@@ -28,6 +28,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from codespace.errors_file import ERRORS_FILE, errors_markdown
+from codespace.git import CODESPACE_FILES, with_excludes
 from codespace.launch import LAUNCH_ENV, RuntimePlan
 from codespace.lifecycle import LOG_DIR, LifecycleError, Step, due_steps, run_steps
 from codespace.lifecycle_runner import job_text, runner_argv
@@ -64,9 +65,22 @@ def apply_launch(
         errors.unlink(missing_ok=True)
     else:
         errors.write_text(text, encoding="utf-8")
+    _exclude_from_git(workspace)
     if background:
         start_background(workspace, env, background)
     return env
+
+
+def _exclude_from_git(workspace: Path) -> None:
+    """``CODESPACE_ERRORS.md`` and the logs are not the user's changes (.git/info/exclude)."""
+    exclude = workspace / ".git" / "info" / "exclude"
+    if not exclude.parent.parent.is_dir():
+        return
+    current = exclude.read_text(encoding="utf-8") if exclude.exists() else ""
+    updated = with_excludes(current, CODESPACE_FILES)
+    if updated is not None:
+        exclude.parent.mkdir(exist_ok=True)
+        exclude.write_text(updated, encoding="utf-8")
 
 
 def start_background(workspace: Path, env: Mapping[str, str], steps: list[Step]) -> None:

@@ -17,7 +17,7 @@ from pydantic import BaseModel
 
 from ..spec.errors import Diagnostic, Location, SpecError
 from ..spec.files import relpath
-from ..spec.model import VSCode
+from ..spec.model import Codespaces, VSCode
 from ..spec.parse import Document, Path_
 
 
@@ -101,7 +101,7 @@ def normalise_paths(document: Document, base_dir: str) -> None:
 
 # Tools whose section of ``customizations`` the model reads; their other keys are the tool's
 # own business (VS Code and Codespaces ignore what they do not know): warnings, not errors.
-TOOL_SECTIONS: dict[str, type[BaseModel]] = {"vscode": VSCode}
+TOOL_SECTIONS: dict[str, type[BaseModel]] = {"vscode": VSCode, "codespaces": Codespaces}
 
 
 def drop_unknown_tool_keys(document: Document) -> list[Diagnostic]:

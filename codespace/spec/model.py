@@ -11,6 +11,7 @@ Everything downstream (local spawner, Kubernetes builders, jobs, deploy) consume
 from __future__ import annotations
 
 import re
+from pathlib import PurePosixPath
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -108,11 +109,28 @@ class VSCode(_Model):
     settings: dict[str, Any] = Field(default_factory=dict)
 
 
+def _open_file(value: str) -> str:
+    path = PurePosixPath(value)
+    if not value or path.is_absolute() or ".." in path.parts or "\\" in value or ":" in value:
+        raise ValueError(f"{value!r} is not a path inside the repository (such as README.md)")
+    return str(path)
+
+
+class Codespaces(_Model):
+    """``customizations.codespaces``, as GitHub Codespaces reads it."""
+
+    openFiles: list[Annotated[str, AfterValidator(_open_file)]] = Field(
+        default_factory=list,
+        description="Files opened when the codespace opens, relative to the repository root",
+    )
+
+
 class Customizations(BaseModel):
     """Tool-specific settings; other tools' keys are kept as given."""
 
     model_config = ConfigDict(extra="allow", populate_by_name=True)
     vscode: VSCode = Field(default_factory=VSCode)
+    codespaces: Codespaces = Field(default_factory=Codespaces)
 
 
 GpuSharing = Literal["exclusive", "time-slicing", "mig", "hami", "vgpu"]

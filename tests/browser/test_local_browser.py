@@ -53,7 +53,7 @@ def test_login_spawn_lab_and_vscode(
     assert steps["progress"]["environment"]  # the progress page showed the steps
     cards = steps["lab"]["cards"]
     assert any("VS Code" in card for card in cards)
-    assert any("(demo)" in card for card in cards)  # the repo environment's kernel
+    assert any("repo (Python" in card for card in cards)  # the kernel, named after the repo
     assert not any("ipykernel" in card for card in cards)  # not the platform's
     assert "vscode" in steps
     for name in ("01-spawn-form", "03-jupyterlab", "04-vscode"):

@@ -82,6 +82,15 @@ def test_spec_and_picked_datasets_are_mounted_and_served(
     assert (ws / "datasets" / "iris" / "iris.csv").read_text().startswith("sepal")
     assert not (ws / "datasets" / "ghost").exists()
     assert "'ghost' is not in the catalog" in (ws / "CODESPACE_ERRORS.md").read_text()
+    # the links and the errors file are not changes to the user's repository
+    status = subprocess.run(
+        ["git", "-c", f"safe.directory={ws}", "status", "--porcelain", "--untracked-files=all"],
+        cwd=ws,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "datasets" not in status and "CODESPACE_ERRORS" not in status, status
 
     # The codespace's server extension (through the proxy) sees the catalog and the mounts.
     response = hub.server_request("erin", "data", "codespace/api/datasets")

@@ -141,6 +141,15 @@ def test_code_change_reuses_env_but_requirement_change_rebuilds(
     commit_files(repo, {"requirements.txt": "./vendor/cs_fixture_pkg-0.1.0-py3-none-any.whl\n\n"})
     events = hub.spawn("erin", "reqs", {"repo": str(repo)})
     assert events[-1].get("ready") and "environment: built" in messages(events)
+    # the build's progress moves with uv's milestones; package lists are one line each
+    build = [e for e in events if "environment:" in str(e.get("message"))]
+    resolved = next(e for e in build if "environment: resolved" in e["message"])
+    installed = next(e for e in build if "environment: installed" in e["message"])
+    assert 35 < resolved["progress"] < installed["progress"] < 70
+    assert "added " in messages(events)
+    assert not any(
+        str(e.get("message", "")).split("] ", 1)[-1].strip().startswith("+ ") for e in events
+    )
 
 
 def test_broken_spec_lands_in_a_recovery_codespace(hub: RunningHub, tmp_path: Path) -> None:
@@ -148,6 +157,10 @@ def test_broken_spec_lands_in_a_recovery_codespace(hub: RunningHub, tmp_path: Pa
     events = hub.spawn("dave", "broken", {"repo": str(repo)})
     assert events[-1].get("ready"), messages(events)
     assert "recovery" in messages(events)
+    # each error, with its file:line, is a step of the progress page itself
+    steps = [str(e["message"]).split("] ", 1)[-1] for e in events]
+    assert any(s.startswith("error: .codespace/codespace.yaml:2") for s in steps), steps
+    assert not any("(default) (default)" in s for s in steps)
     errors = (workspace(hub, "dave", "broken") / "CODESPACE_ERRORS.md").read_text()
     assert "recovery codespace" in errors
     assert ".codespace/codespace.yaml:2" in errors
@@ -155,6 +168,10 @@ def test_broken_spec_lands_in_a_recovery_codespace(hub: RunningHub, tmp_path: Pa
     landing = hub.server_request("dave", "broken", "", allow_redirects=False)
     assert landing.headers["Location"].split("?")[0].endswith("/lab/tree/CODESPACE_ERRORS.md")
     assert (workspace(hub, "dave", "broken") / "README.md").exists()  # repo checked out
+    # the lab opens the errors file (rendered), then the README
+    session = hub.server_request("dave", "broken", "codespace/api/session").json()
+    assert session["openFiles"] == ["CODESPACE_ERRORS.md", "README.md"]
+    assert session["errorsFile"] == "CODESPACE_ERRORS.md"
 
 
 def test_failed_environment_build_lands_in_recovery(hub: RunningHub, tmp_path: Path) -> None:

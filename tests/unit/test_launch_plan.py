@@ -182,5 +182,7 @@ def test_the_entrypoint_runs_the_commands_writes_the_errors_and_execs_the_server
     errors = (workspace / "CODESPACE_ERRORS.md").read_text()
     assert "recovery codespace" in errors and "boom" in errors
     assert "`postStartCommand` failed" in errors and "status 3" in errors
+    excluded = (workspace / ".git" / "info" / "exclude").read_text().splitlines()
+    assert "/CODESPACE_ERRORS.md" in excluded and "/.codespace-logs/" in excluded
     status = json.loads((workspace / ".codespace-logs" / "lifecycle-status.json").read_text())
     assert status["commands"]["postStartCommand"]["state"] == "failed"
