@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 
 from hub.app import secret_file
+from hub.home import configure_home
 
 c = get_config()  # noqa: F821
 
@@ -87,3 +88,10 @@ c.LocalCodespaceSpawner.sandbox = os.environ.get("CODESPACE_HUB_SANDBOX", "1") !
 if os.environ.get("CODESPACE_HUB_DATASET_CATALOG"):
     c.LocalCodespaceSpawner.dataset_catalog = os.environ["CODESPACE_HUB_DATASET_CATALOG"]
 c.Spawner.debug = False
+
+# -- the codespaces home page, launch links, refused starts --------------------------------
+# hub/templates/home.html lists the codespaces (admins: everyone's) with a New-codespace form;
+# /hub/codespaces/new?repo=...&ref=...&open=... is the launch link; a start the spawner
+# refuses (HTTP 400) leaves no named server behind, so refusals never count against the
+# limit above (hub/refusals.py). Call it last: it keeps the settings made above.
+configure_home(c)

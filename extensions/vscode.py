@@ -35,12 +35,17 @@ def _paths() -> tuple[str, Path, Path]:
     return code_server, workspace, state
 
 
+# The JupyterLab launcher section of the VS Code card (jupyter-server-proxy's default is
+# "Notebook", which put it among the kernels); the section takes the card's icon.
+LAUNCHER_CATEGORY = "VS Code"
+
+
 def setup_code_server(icon_path: str | None = None) -> dict[str, Any] | None:
     """The server-proxy entry, or None when no code-server is configured."""
     code_server, _workspace, _state = _paths()
     if not code_server or not Path(code_server).exists():
         return None
-    launcher: dict[str, Any] = {"title": "VS Code", "enabled": True}
+    launcher: dict[str, Any] = {"title": "VS Code", "enabled": True, "category": LAUNCHER_CATEGORY}
     if icon_path:
         launcher["icon_path"] = icon_path
     return {

@@ -4,6 +4,8 @@
 #
 # Idempotent: skipped when a hash of the sources matches the one stored with the built
 # output. Needs Node 20 + npm (the npm cache is fine; no network when it is warm).
+# Everything it writes in the repository (node_modules/, lib/, static/) is git-ignored and the
+# lockfile is only read (`npm ci`), so a fresh clone stays clean (tests/unit/test_packaging.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -28,8 +30,14 @@ else
     echo "build-labextension: building $NAME"
     (
         cd "$EXT"
-        if [ ! -d node_modules ] || [ package.json -nt node_modules/.package-lock.json ]; then
-            npm install --no-audit --no-fund --loglevel=error
+        # `npm ci` installs exactly what the tracked package-lock.json pins and never rewrites
+        # it (`npm install` would, so a build would leave a fresh clone modified). Reinstall
+        # only when the lockfile changed since the last install; --prefer-offline uses the
+        # warm npm cache without asking the registry.
+        LOCK_HASH=$(sha256sum package-lock.json | cut -d' ' -f1)
+        if [ "$(cat node_modules/.codespace-lock-hash 2>/dev/null)" != "$LOCK_HASH" ]; then
+            npm ci --prefer-offline --no-audit --no-fund --loglevel=error
+            echo "$LOCK_HASH" > node_modules/.codespace-lock-hash
         fi
         npx tsc
         if [ -x "$VENV/bin/jupyter-builder" ]; then

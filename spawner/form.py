@@ -2,18 +2,25 @@
 
 ``render_form`` builds the HTML (values escaped); ``parse_form`` turns the submitted fields
 into a validated :class:`~codespace.options.UserOptions` dict, so a bad value is refused on the
-form with the validator's message.
+form with the validator's message. ``catalog_choices`` splits the local catalog's datasets into
+those the form offers and those it shows disabled (a local source that does not exist).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from html import escape
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
+from codespace.datasets.models import CatalogEntry
 from codespace.options import UserOptions
+
+
+class DatasetUnavailable(ValueError):
+    """A dataset picked on the form that the form showed as unavailable (the hub answers 400)."""
 
 
 def render_form(
@@ -90,12 +97,47 @@ def _datasets_field(
         if note
         else ("Mounted under datasets/ in the workspace, with the ones the repository lists.")
     )
+    if unavailable and not note:
+        help_text += " Greyed-out datasets cannot be picked now; the reason is next to each."
     parts += [f'<small class="form-text text-muted">{help_text}</small>', "</div>"]
     return parts
 
 
-def parse_form(formdata: Mapping[str, Any]) -> dict[str, Any]:
-    """Form fields (lists of strings) -> validated user options; ValueError with a clear text."""
+def catalog_choices(
+    entries: Iterable[CatalogEntry],
+) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """``(selectable, unavailable)`` for the local catalog, in its order: entries as
+    ``(name, description)``, except those whose source is a local path that is missing (or
+    cannot be read), as ``(name, why)``. Remote URLs are offered; they are checked when mounted."""
+    selectable, unavailable = [], []
+    for entry in entries:
+        why = None if entry.is_remote else _local_source_problem(entry.source)
+        if why:
+            unavailable.append((entry.name, why))
+        else:
+            selectable.append((entry.name, entry.description))
+    return selectable, unavailable
+
+
+def _local_source_problem(source: str) -> str | None:
+    path = Path(source.removeprefix("file://"))
+    try:
+        path.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        return f"unavailable: its source {path} does not exist"
+    except OSError as error:
+        return f"unavailable: its source {path} cannot be read ({error.strerror or error})"
+    return None
+
+
+def parse_form(
+    formdata: Mapping[str, Any], unavailable: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """Form fields (lists of strings) -> validated user options; ValueError with a clear text.
+
+    ``unavailable`` maps the datasets the form showed disabled to why: picking one anyway (a
+    hand-made POST, or a source that vanished while the form was open) raises
+    :class:`DatasetUnavailable`."""
     fields = {key: formdata[key] for key in ("repo", "ref", "profile", "config") if key in formdata}
     flat: dict[str, Any] = {
         key: value[0] if isinstance(value, list) and value else value
@@ -104,7 +146,18 @@ def parse_form(formdata: Mapping[str, Any]) -> dict[str, Any]:
     datasets = formdata.get("datasets")
     if datasets:  # a multi-select: every picked value
         flat["datasets"] = [datasets] if isinstance(datasets, str) else list(datasets)
+    check_datasets(flat.get("datasets", ()), unavailable or {})
     return validate_options(flat)
+
+
+def check_datasets(picked: Iterable[str], unavailable: Mapping[str, str]) -> None:
+    """Refuse picked datasets that are unavailable (``name -> why``): DatasetUnavailable."""
+    refused = [name for name in picked if name in unavailable]
+    if refused:
+        raise DatasetUnavailable(
+            "; ".join(f"dataset {n!r} cannot be mounted ({unavailable[n]})" for n in refused)
+            + ". Pick the other datasets, or ask an admin to fix the dataset catalog."
+        )
 
 
 def validate_options(options: Mapping[str, Any]) -> dict[str, Any]:

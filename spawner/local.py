@@ -22,12 +22,11 @@ paths kept in the spawner state.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -50,9 +49,18 @@ from codespace.prepare import ERRORS_FILE, LocalPaths, Prepared, prepare
 from codespace.spec.model import Codespace
 from codespace.vscode import plan_extensions
 from spawner import local_isolation as isolation
-from spawner.form import parse_form, render_form, validate_options
+from spawner.form import (
+    DatasetUnavailable,
+    catalog_choices,
+    check_datasets,
+    parse_form,
+    render_form,
+    validate_options,
+)
 from spawner.isolated import IsolatedSpawnerMixin, private_log
+from spawner.local_process import end_process_group, write_bashrc, write_private_json
 from spawner.progress import ProgressLog
+from spawner.start_gate import gate_for, wait_listening
 from spawner.traits import sources_trait
 
 DEFAULT_SERVER_DIR = "_default"
@@ -68,6 +76,8 @@ def _check_user_options(spawner: LocalCodespaceSpawner, user_options: dict[str, 
     try:
         options = validate_options(user_options or {})
         spawner._profile(options.get("profile"))
+        if options.get("datasets"):  # a catalog dataset whose source is missing: refused
+            check_datasets(options["datasets"], dict(spawner._form_datasets()[1]))
         check_local_repo(
             options["repo"],
             [Path(root) for root in spawner.allowed_repo_roots],
@@ -75,46 +85,6 @@ def _check_user_options(spawner: LocalCodespaceSpawner, user_options: dict[str, 
         )
     except ValueError as error:
         raise web.HTTPError(400, str(error), reason=str(error)) from None
-
-
-def _write_private_json(path: Path, data: dict[str, Any], group: int | None = None) -> None:
-    """Write ``data`` readable by root (and ``group``, the codespace's account) only."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        if group is not None:
-            os.fchown(handle.fileno(), 0, group)
-            os.fchmod(handle.fileno(), 0o640)
-        json.dump(data, handle, indent=2)
-
-
-BASHRC = """# Written by Codespace Hub for this codespace's terminals.
-[ -f /etc/bash.bashrc ] && . /etc/bash.bashrc
-[ -f ~/.bashrc ] && . ~/.bashrc
-# Lifecycle commands still running in the background, or failed: say so.
-"${VIRTUAL_ENV:-/usr}/bin/python" -m codespace.lifecycle_status --brief 2>/dev/null
-"""
-
-
-def _write_bashrc(server_dir: Path) -> Path:
-    path = server_dir / "bashrc"
-    path.write_text(BASHRC)
-    return path
-
-
-async def _end_process_group(group: int, grace: float = 5.0) -> None:
-    """SIGTERM the process group a server led (start_new_session), SIGKILL what remains."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(group, sig)
-        except ProcessLookupError:
-            return
-        for _ in range(int(grace * 10)):
-            await asyncio.sleep(0.1)
-            try:
-                os.killpg(group, 0)
-            except ProcessLookupError:
-                return
 
 
 class LocalCodespaceSpawner(IsolatedSpawnerMixin, LocalProcessSpawner):
@@ -190,6 +160,13 @@ class LocalCodespaceSpawner(IsolatedSpawnerMixin, LocalProcessSpawner):
     )
 
     codespace_sources = sources_trait()
+    concurrent_server_starts = Integer(
+        0,
+        config=True,
+        help="""How many codespace servers start at once (their start is the CPU-heavy part:
+        about a CPU-second each); later ones wait in line, first come first served, and the
+        spawn page says so. 0: the number of CPUs.""",
+    )
     allowed_repo_roots = List(
         Unicode(),
         config=True,
@@ -228,19 +205,32 @@ class LocalCodespaceSpawner(IsolatedSpawnerMixin, LocalProcessSpawner):
         return LocalCodespaceSpawner._render_options_form  # called per spawn: catalog is live
 
     def _render_options_form(self) -> str:
-        settings = self.dataset_settings()
-        datasets: list[tuple[str, str]] = []
-        note = ""
+        datasets, unavailable, note = self._form_datasets()
+        return render_form(
+            self.profiles, datasets=datasets, datasets_note=note, unavailable=unavailable
+        )
+
+    def _form_datasets(self) -> tuple[list[tuple[str, str]], list[tuple[str, str]], str]:
+        """The catalog's datasets for the form: selectable, unavailable (a local source that
+        is missing: shown disabled with why), and a note when the catalog cannot be read."""
         try:
-            entries = Catalog(settings.catalog).entries()
-            datasets = [(entry.name, entry.description) for entry in entries.values()]
+            entries = Catalog(self.dataset_settings().catalog).entries()
         except DatasetError as error:
-            note = f"The dataset catalog cannot be read: {error}"
-        return render_form(self.profiles, datasets=datasets, datasets_note=note)
+            return [], [], f"The dataset catalog cannot be read: {error}"
+        return (*catalog_choices(entries.values()), "")
 
     @default("options_from_form")
     def _default_options_from_form(self) -> Any:
-        return parse_form
+        return self._options_from_form
+
+    def _options_from_form(self, formdata: dict[str, Any]) -> dict[str, Any]:
+        """The form's fields as options; a dataset the form showed unavailable is a 400."""
+        try:
+            return parse_form(formdata, unavailable=dict(self._form_datasets()[1]))
+        except DatasetUnavailable as error:
+            refusal = web.HTTPError(400, str(error), reason="Dataset unavailable")
+            refusal.jupyterhub_message = str(error)  # type: ignore[attr-defined]
+            raise refusal from None
 
     @default("apply_user_options")
     def _default_apply_user_options(self) -> Any:
@@ -358,16 +348,17 @@ class LocalCodespaceSpawner(IsolatedSpawnerMixin, LocalProcessSpawner):
             raise
         self._apply(prepared, options, datasets)
         self._report_vscode(prepared, log)
-        log.step(95, "server: starting JupyterLab")
+
+        def launched() -> None:  # the server's process runs: its GPU grant, the later commands
+            if self.pid:
+                self._gpu_registry().started(self._gpu_key(), self.pid)
+            self._start_background(prepared, paths, iso)
+
         try:
-            started = await self._start_process(paths, iso)
+            return await self._start_process(paths, iso, log, launched)
         except Exception:
             self._release_gpu()
             raise
-        if self.pid:
-            self._gpu_registry().started(self._gpu_key(), self.pid)
-        self._start_background(prepared, paths, iso)
-        return started
 
     def _kept_env(self) -> dict[str, str]:
         """What lifecycle commands get of the hub's environment: ``env_keep`` (like the
@@ -411,7 +402,7 @@ class LocalCodespaceSpawner(IsolatedSpawnerMixin, LocalProcessSpawner):
         """End the background lifecycle commands: SIGTERM to the runner's group (it stops the
         running command's own group), SIGKILL what is left after a few seconds."""
         if self.lifecycle_pid:
-            await _end_process_group(self.lifecycle_pid, grace=3.0)
+            await end_process_group(self.lifecycle_pid, grace=3.0)
         process = getattr(self, "_lifecycle_process", None)
         if process is not None:
             process.wait()
@@ -455,10 +446,10 @@ class LocalCodespaceSpawner(IsolatedSpawnerMixin, LocalProcessSpawner):
         server_config = paths.server_dir / "jupyter-config"
         config = extension_config(datasets, paths.workspace)
         config["ServerApp"]["terminado_settings"] = {
-            "shell_command": ["/bin/bash", "--rcfile", str(_write_bashrc(paths.server_dir))]
+            "shell_command": ["/bin/bash", "--rcfile", str(write_bashrc(paths.server_dir))]
         }
         account = self._iso.account if getattr(self, "_iso", None) else None
-        _write_private_json(
+        write_private_json(
             server_config / "jupyter_server_config.json",
             config,
             group=account.gid if account else None,
@@ -519,16 +510,34 @@ class LocalCodespaceSpawner(IsolatedSpawnerMixin, LocalProcessSpawner):
         env.update(getattr(self, "_server_env", {}))
         return env
 
-    async def _start_process(self, paths: LocalPaths, iso: Isolation) -> tuple[str, int]:
-        """``jupyterhub-singleuser`` as the account, in the cgroup and the sandbox."""
+    async def _start_process(
+        self, paths: LocalPaths, iso: Isolation, log: ProgressLog, launched: Callable[[], None]
+    ) -> tuple[str, int]:
+        """``jupyterhub-singleuser`` as the account, in the cgroup and the sandbox; at most
+        ``concurrent_server_starts`` at once (see spawner.start_gate)."""
         if not hasattr(self, "_singleuser_cmd"):
             self._singleuser_cmd = list(self.cmd)
         self.cmd = iso.confined(self._singleuser_cmd)
         self._server_env.update(iso.env())
         log_path = paths.server_dir / "server.log"
-        with os.fdopen(private_log(log_path), "ab") as handle:
-            self.popen_kwargs = {"stdout": handle, "stderr": handle, "cwd": str(paths.workspace)}
-            return await super().start()
+        gate = gate_for(self.concurrent_server_starts or os.cpu_count() or 1)
+
+        def waiting(place: int) -> None:
+            log.step(95, f"server: waiting to start, {place} in line ({gate.size} start at once)")
+
+        async with gate.slot(waiting):
+            log.step(96, "server: starting JupyterLab")
+            with os.fdopen(private_log(log_path), "ab") as handle:
+                kwargs = {"stdout": handle, "stderr": handle, "cwd": str(paths.workspace)}
+                self.popen_kwargs = kwargs
+                ip, port = await super().start()
+            launched()
+
+            def alive() -> bool:
+                return self.proc is not None and self.proc.poll() is None
+
+            await wait_listening(ip or "127.0.0.1", port, alive, timeout=self.start_timeout)
+        return ip, port
 
     async def poll(self) -> int | None:
         status = await super().poll()
@@ -542,7 +551,7 @@ class LocalCodespaceSpawner(IsolatedSpawnerMixin, LocalProcessSpawner):
         group = self.pid
         await self._end_background()
         if group:
-            await _end_process_group(group)
+            await end_process_group(group)
         await super().stop(now=now)
         self._report_oom(self.local_paths().server_dir / "server.log")
         await self._remove_cgroup()

@@ -241,8 +241,8 @@ def ensure_account(
     name = account_name(hub_user)
     home_root = Path(home_root)
     home = home_root / name
-    if not home_root.exists():
-        home_root.mkdir(parents=True, mode=0o711)
+    if not home_root.exists():  # racing spawns may both get here: exist_ok
+        home_root.mkdir(parents=True, mode=0o711, exist_ok=True)
     with _locked(Path(lock_path) if lock_path else home_root / LOCK_FILE):
         entry = _lookup(name)
         if entry is None:

@@ -41,3 +41,35 @@ export async function withSpawnForm(failureShot, body) {
     await browser.close();
   }
 }
+
+// Log in with a fresh browser, then run `body({ context, page })`, for drivers that do not
+// start on the spawn form. `permissions` are granted to the hub's origin (e.g.
+// ['clipboard-read', 'clipboard-write']). On the first failure, save `<failureShot>.png` and
+// exit non-zero.
+export async function withLoggedIn(failureShot, body, { permissions = [] } = {}) {
+  const browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync', '--no-first-run'],
+  });
+  const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
+  if (permissions.length) {
+    await context.grantPermissions(permissions, { origin: new URL(HUB_URL).origin });
+  }
+  const page = await context.newPage();
+  page.setDefaultTimeout(120000);
+  try {
+    await page.goto(`${HUB_URL}hub/login`);
+    await page.fill('#username_input', HUB_USER);
+    await page.fill('#password_input', HUB_PASSWORD);
+    await Promise.all([page.waitForNavigation(), page.click('#login_submit')]);
+    say('logged-in', { url: page.url() });
+    await body({ context, page });
+  } catch (error) {
+    await shot(page, failureShot).catch(() => {});
+    console.error(error);
+    process.exitCode = 1;
+  } finally {
+    await browser.close();
+  }
+}

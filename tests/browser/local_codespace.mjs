@@ -1,5 +1,6 @@
 // Drives Debian's Chromium through playwright-core: log in, fill the spawn form, watch the
-// progress page, land in JupyterLab, open VS Code and see its workbench.
+// progress page, land in JupyterLab (file browser shown, README rendered), open a launcher
+// (VS Code in its own section), open VS Code and see its workbench.
 // Environment: HUB_URL, HUB_USER, HUB_PASSWORD, REPO, SERVER, ARTIFACTS.
 // Prints one JSON line per milestone; exits non-zero on the first failure.
 import { say, shot, withSpawnForm } from './hub_browser.mjs';
@@ -25,10 +26,37 @@ await withSpawnForm('99-failure', async ({ context, page }) => {
   say('progress', { environment });
 
   await page.waitForURL(/\/user\/[^/]+\/[^/]+\/lab/, { timeout: 300000 });
-  await page.waitForSelector('.jp-LauncherCard', { timeout: 120000 });
-  const cards = await page.$$eval('.jp-LauncherCard', (els) => els.map((e) => e.innerText.trim()));
+  // The lab opens on the repository: the file browser shown, the README rendered in front.
+  await page.waitForSelector('.jp-MarkdownViewer', { timeout: 120000 });
+  await page.waitForSelector('#filebrowser .jp-DirListing-item', { timeout: 60000 });
+  const opened = await page.evaluate(() => ({
+    fileBrowser: !!document.querySelector('#filebrowser')?.checkVisibility(),
+    files: [...document.querySelectorAll('#filebrowser .jp-DirListing-itemText')]
+      .map((e) => e.textContent.trim()),
+    current: document.querySelector('.lm-DockPanel-tabBar .lm-TabBar-tab.lm-mod-current')
+      ?.textContent.trim(),
+  }));
   await shot(page, '03-jupyterlab');
-  say('lab', { cards });
+  say('opened', opened);
+
+  // A launcher (the tab bar's "+"): the kernel, and VS Code in its own section with its icon.
+  await page.click('.lm-DockPanel-tabBar .lm-TabBar-addButton');
+  await page.waitForSelector('.jp-LauncherCard', { timeout: 60000 });
+  const cards = await page.$$eval('.jp-LauncherCard', (els) => els.map((e) => e.innerText.trim()));
+  const sections = await page.$$eval('.jp-Launcher-section', (els) => els.map((section) => {
+    const icon = section.querySelector('.jp-Launcher-sectionHeader > :first-child');
+    const cardIcon = section.querySelector('.jp-LauncherCard-icon > *');
+    const drawn = (node) => !!node && (node.querySelector('svg, img') !== null
+      || getComputedStyle(node).backgroundImage.startsWith('url('));
+    return {
+      title: section.querySelector('.jp-Launcher-sectionTitle')?.textContent.trim(),
+      cards: [...section.querySelectorAll('.jp-LauncherCard')].map((c) => c.innerText.trim()),
+      icon: drawn(icon),
+      cardIcon: drawn(cardIcon),
+    };
+  }));
+  await shot(page, '03-launcher');
+  say('lab', { cards, sections });
   if (!cards.some((text) => text.includes('VS Code'))) throw new Error('no VS Code launcher card');
 
   const code = await context.newPage();

@@ -1,5 +1,6 @@
-"""Browser test: datasets in a local codespace - picked in the spawn form, seen in the sidebar,
-browsed.
+"""Browser test: datasets in a local codespace - picked in the spawn form (one whose source is
+missing shown disabled, and refused with 400 when posted anyway), seen in the sidebar at its
+default width (layout measured: no sideways scrolling, the Phase column not cut), browsed.
 
 Runs ``datasets_codespace.mjs`` (playwright-core + Debian Chromium) against a real hub whose
 catalog has a local directory and an S3 prefix served by moto on 127.0.0.1, both picked in
@@ -43,6 +44,7 @@ def test_pick_a_dataset_see_it_in_the_sidebar_prewarm_and_browse(
             [
                 {"name": "iris", "description": "flowers", "source": str(iris)},
                 {"name": "weather", "source": "s3://browser-weather/weather"},
+                {"name": "ghost", "source": str(tmp_path / "no-such-directory")},
             ],
         )
         config = "\n".join(
@@ -63,11 +65,17 @@ def test_pick_a_dataset_see_it_in_the_sidebar_prewarm_and_browse(
                 server="data",
                 PICK="iris",
                 REMOTE="weather",
+                GHOST="ghost",
             )
             cache = hub.data_dir / "datasets-cache" / "data" / "weather"
             cached = sorted(p.relative_to(cache).as_posix() for p in cache.rglob("*.csv"))
     assert result.returncode == 0, result.stdout + result.stderr
     assert steps["form"]["offered"] == ["iris", "weather"]
+    (ghost,) = steps["unavailable"]["unavailable"]
+    assert ghost["value"] == "ghost" and "no-such-directory does not exist" in ghost["text"]
+    refusal = steps["unavailable"]["refusal"]
+    assert refusal["status"] == 400, refusal
+    assert "dataset 'ghost' cannot be mounted" in refusal["message"], refusal
     assert steps["progress"]["mounting"]  # the spawn page showed the mount
     assert steps["progress"]["prewarming"]  # ... and the hub prewarming the remote one
     name, source, phase, *_rest, mounted_at = steps["sidebar"]["picked"]
@@ -79,5 +87,24 @@ def test_pick_a_dataset_see_it_in_the_sidebar_prewarm_and_browse(
     assert "100.0%" in steps["prewarm"]["detailCached"]  # the detail pane follows the table
     assert "2024/" in steps["prewarm"]["remoteFiles"]
     assert cached == ["2024/feb.csv", "2024/jan.csv"]  # in the hub's shared cache
-    for shot in ("01-spawn-form", "02-sidebar", "03-files-and-browser", "04-prewarmed"):
+    check_sidebar_layout(steps["layout"])
+    shots = ("00-unavailable-in-form", "00-unavailable-refused", "01-spawn-form", "02-sidebar")
+    shots += ("03-files-and-browser", "04-prewarmed", "05-sidebar-default-width")
+    for shot in shots:
         assert (ARTIFACTS / f"datasets-{shot}.png").stat().st_size > 0
+
+
+def check_sidebar_layout(layout: dict) -> None:
+    """The Datasets sidebar at its default width (JupyterLab opens it about 250px wide):
+    it never scrolls sideways, before or after a row is clicked; the title, filter and detail
+    stay inside it; the Phase column is shown and no Phase cell is cut."""
+    for when in ("before", "after"):
+        seen = layout[when]
+        assert seen["width"] < 320, seen  # the default width, not a widened sidebar
+        assert seen["scrollWidth"] <= seen["width"] and seen["scrollLeft"] == 0, (when, seen)
+        assert seen["titleInside"] and seen["filterInside"], (when, seen)
+        assert "Name" in seen["columns"] and "Phase" in seen["columns"], seen
+        phases = [cell for cell in seen["phases"] if cell["shown"]]
+        assert {"Phase", "Bound"} <= {cell["text"] for cell in phases}, seen
+        assert not [cell for cell in phases if cell["cut"]], (when, seen)
+    assert layout["after"]["detailInside"], layout["after"]

@@ -55,6 +55,14 @@ def test_login_spawn_lab_and_vscode(
     assert any("VS Code" in card for card in cards)
     assert any("repo (Python" in card for card in cards)  # the kernel, named after the repo
     assert not any("ipykernel" in card for card in cards)  # not the platform's
+    opened = steps["opened"]  # the lab opens on the repository
+    assert opened["fileBrowser"] and "README.md" in opened["files"], opened
+    assert opened["current"] == "README.md", opened
+    sections = {section["title"]: section for section in steps["lab"]["sections"]}
+    vscode = sections.get("VS Code")  # its own launcher section, with its icon
+    assert vscode and len(vscode["cards"]) == 1 and vscode["icon"], sections
+    assert vscode["cardIcon"], vscode
+    assert not any("VS Code" in card for card in sections["Notebook"]["cards"])
     assert "vscode" in steps
-    for name in ("01-spawn-form", "03-jupyterlab", "04-vscode"):
+    for name in ("01-spawn-form", "03-jupyterlab", "03-launcher", "04-vscode"):
         assert (ARTIFACTS / f"{name}.png").stat().st_size > 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -103,3 +104,73 @@ def test_local_repositories_only_under_the_allowed_roots(
     with pytest.raises(web.HTTPError) as error:
         _check_user_options(spawner, options)
     assert error.value.status_code == 400 and refused in error.value.log_message
+
+
+def _catalog(tmp_path: Path) -> Path:
+    (tmp_path / "iris").mkdir()
+    catalog = tmp_path / "datasets.yaml"
+    catalog.write_text(
+        "datasets:\n"
+        "  - {name: iris, description: flowers, source: iris}\n"
+        "  - {name: ghost, description: gone, source: /nonexistent/ghost}\n"
+        "  - {name: gone-url, source: 'file:///nonexistent/url'}\n"
+        "  - {name: weather, source: 's3://climate/weather/'}\n"
+    )
+    return catalog
+
+
+def test_catalog_datasets_whose_local_source_is_missing_are_shown_disabled(tmp_path) -> None:
+    from codespace.datasets.catalog import Catalog
+    from spawner.form import catalog_choices
+
+    selectable, unavailable = catalog_choices(Catalog(_catalog(tmp_path)).entries().values())
+    assert selectable == [("iris", "flowers"), ("weather", "")]
+    assert unavailable == [
+        ("ghost", "unavailable: its source /nonexistent/ghost does not exist"),
+        ("gone-url", "unavailable: its source /nonexistent/url does not exist"),
+    ]
+    html = render_form(datasets=selectable, unavailable=unavailable)
+    assert '<option value="iris">iris - flowers</option>' in html
+    assert (
+        '<option value="ghost" disabled>ghost (unavailable: its source /nonexistent/ghost '
+        "does not exist)</option>"
+    ) in html
+    assert "Greyed-out datasets cannot be picked now" in html
+
+
+def _spawner(tmp_path: Path, catalog: str):
+    from spawner.local import LocalCodespaceSpawner
+
+    return LocalCodespaceSpawner(
+        data_dir=str(tmp_path / "data"),
+        dataset_catalog=catalog,
+        user=SimpleNamespace(name="alice"),
+        orm_spawner=SimpleNamespace(name="demo", server=None),
+    )
+
+
+def test_the_local_spawner_form_marks_missing_sources_and_refuses_them_with_400(tmp_path) -> None:
+    from tornado import web
+
+    spawner = _spawner(tmp_path, str(_catalog(tmp_path)))
+    html = spawner._render_options_form()
+    assert '<option value="iris">' in html and '<option value="weather">' in html
+    assert '<option value="ghost" disabled>' in html
+    # What JupyterHub calls with the posted form (run_options_from_form).
+    picked = spawner.run_options_from_form({"repo": ["/srv/r"], "datasets": ["iris", "weather"]})
+    assert picked["datasets"] == ["iris", "weather"]
+    with pytest.raises(web.HTTPError) as refused:
+        spawner.run_options_from_form({"repo": ["/srv/r"], "datasets": ["iris", "ghost"]})
+    assert refused.value.status_code == 400
+    message = refused.value.jupyterhub_message
+    assert message.startswith("dataset 'ghost' cannot be mounted (unavailable: its source")
+    assert "'iris'" not in message
+    # Other bad values keep their own refusal (the form shows the validator's message).
+    with pytest.raises(ValueError, match="repo is required"):
+        spawner.run_options_from_form({"datasets": ["iris"]})
+
+
+def test_an_unreadable_catalog_is_a_note_on_the_form_not_an_error(tmp_path) -> None:
+    spawner = _spawner(tmp_path, str(tmp_path / "missing.yaml"))
+    assert "The dataset catalog cannot be read" in spawner._render_options_form()
+    assert spawner.run_options_from_form({"repo": ["/srv/r"]}) == {"repo": "/srv/r"}

@@ -1,5 +1,6 @@
 // The Datasets sidebar: a filterable table, a detail view with the file listing, actions.
 import { Clipboard } from '@jupyterlab/apputils';
+import { refreshIcon } from '@jupyterlab/ui-components';
 import { Widget } from '@lumino/widgets';
 
 import { datasetsApi, IDataset, IFilePage, IPrewarmOperation } from './api';
@@ -11,6 +12,23 @@ export interface IPanelActions {
 }
 
 const POLL_MS = 1000;
+
+/** The table's columns: key (its CSS class, `jp-CodespaceDatasets-col-<key>`), heading, cell.
+ * The stylesheet shows Name, Phase and Cached at the sidebar's default width and the others
+ * as the sidebar grows (container queries); every column's text stays in the DOM. */
+const COLUMNS: [string, string, (d: IDataset) => [string, string?]][] = [
+  ['name', 'Name', d => [d.name, d.description]],
+  ['source', 'Source', d => [d.source, d.source]],
+  ['phase', 'Phase', d => [d.status.phase, d.status.message ?? d.status.phase]],
+  ['size', 'Size', d => [d.status.ufsTotal ?? '']],
+  ['files', 'Files', d => [d.status.fileNum?.toString() ?? '']],
+  ['cached', 'Cached', d => [d.status.cachedPercentage ?? '']],
+  ['mount', 'Mount path', d => [d.mounted ? d.mountPath ?? '' : '', d.mountPath ?? '']]
+];
+
+function column(key: string): string {
+  return `jp-CodespaceDatasets-col-${key}`;
+}
 
 function el<K extends keyof HTMLElementTagNameMap>(
   tag: K,
@@ -69,16 +87,20 @@ export class DatasetsPanel extends Widget {
       className: 'jp-CodespaceDatasets-filter'
     });
     this.filterInput.addEventListener('input', () => this.renderTable());
-    const refresh = el('button', { className: 'jp-mod-styled', textContent: 'Refresh' });
+    // An icon button, like the file browser's: the header fits the sidebar's default width.
+    const refresh = el('button', {
+      className: 'jp-Button jp-mod-minimal jp-CodespaceDatasets-refresh',
+      title: 'Refresh'
+    });
+    refresh.setAttribute('aria-label', 'Refresh');
+    refresh.append(refreshIcon.element({ tag: 'span', elementPosition: 'center' }));
     refresh.addEventListener('click', () => void this.refresh());
     this.tableBody = el('tbody');
     const head = el('thead', {}, [
       el(
         'tr',
         {},
-        ['Name', 'Source', 'Phase', 'Size', 'Files', 'Cached', 'Mount path'].map(h =>
-          el('th', { textContent: h })
-        )
+        COLUMNS.map(([key, heading]) => el('th', { className: column(key), textContent: heading }))
       )
     ]);
     this.statusLine = el('div', { className: 'jp-CodespaceDatasets-status' });
@@ -149,15 +171,14 @@ export class DatasetsPanel extends Widget {
     );
     this.tableBody.replaceChildren(
       ...rows.map(d => {
-        const row = el('tr', { className: 'jp-CodespaceDatasets-row' }, [
-          el('td', { textContent: d.name, title: d.description }),
-          el('td', { textContent: d.source, title: d.source }),
-          el('td', { textContent: d.status.phase, title: d.status.message ?? '' }),
-          el('td', { textContent: d.status.ufsTotal ?? '' }),
-          el('td', { textContent: d.status.fileNum?.toString() ?? '' }),
-          el('td', { textContent: d.status.cachedPercentage ?? '' }),
-          el('td', { textContent: d.mounted ? d.mountPath ?? '' : '' })
-        ]);
+        const row = el(
+          'tr',
+          { className: 'jp-CodespaceDatasets-row' },
+          COLUMNS.map(([key, , cell]) => {
+            const [text, title] = cell(d);
+            return el('td', { className: column(key), textContent: text, title: title ?? text });
+          })
+        );
         row.dataset.name = d.name;
         row.classList.toggle('jp-mod-selected', d.name === this.selected);
         row.addEventListener('click', () => void this.select(d.name));

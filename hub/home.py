@@ -1,0 +1,122 @@
+"""The codespaces home page: JupyterHub's ``home.html`` replaced by ours (``hub/templates``).
+
+JupyterHub renders the page (its ``HomeHandler``); the template reads the codespaces from
+:class:`HomeView`, which ``JupyterHub.template_vars`` hands to every template as
+``codespace_hub`` (built per request for the logged-in user, cheap until the home page asks).
+
+:func:`configure_home` wires everything into a JupyterHub configuration (the local config and
+the Helm chart's ``hub.extraConfig`` call it): the templates, the ``codespace_hub`` variable,
+the handlers of :mod:`hub.handlers` (``/hub/codespaces/new``, ``/hub/codespaces/badge.svg``)
+and the hooks of :mod:`hub.refusals`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from jupyterhub import orm
+from traitlets.config import Config, LazyConfigValue
+
+from hub.codespaces import Codespace, Urls, describe
+from hub.refusals import NamedServerLimit, forget_refused_start
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+
+
+def hub_urls(settings: dict[str, Any]) -> Urls:
+    hub = settings.get("hub")
+    hub_base = getattr(hub, "base_url", None) or f"{settings.get('base_url', '/')}hub/"
+    return Urls(base_url=settings.get("base_url", "/"), hub_base_url=hub_base)
+
+
+def codespaces_of(user: Any, urls: Urls) -> list[Codespace]:
+    """The named servers of one user (JupyterHub's User wrapper), by name."""
+    rows = sorted(user.orm_user.orm_spawners.items())
+    return [
+        describe(user.name, row, dict.get(user.spawners, name), urls) for name, row in rows if name
+    ]
+
+
+class HomeView:
+    """What ``home.html`` shows: ``codespace_hub.mine()``, ``.everyone()`` (admins),
+    ``.new_form()`` (the spawner's own form fields: repository, ref, profile, datasets)."""
+
+    def __init__(self, user: Any) -> None:
+        self.user = user
+
+    @property
+    def urls(self) -> Urls:
+        return hub_urls(self.user.settings)
+
+    @property
+    def is_admin(self) -> bool:
+        return bool(self.user is not None and self.user.admin)
+
+    @property
+    def badge_path(self) -> str:
+        return f"{self.urls.hub_base_url}codespaces/badge.svg"
+
+    @property
+    def new_path(self) -> str:
+        return f"{self.urls.hub_base_url}codespaces/new"
+
+    def mine(self) -> list[Codespace]:
+        return codespaces_of(self.user, self.urls) if self.user is not None else []
+
+    def everyone(self) -> list[Codespace]:
+        """Every other user's codespaces, for admins ([] for others)."""
+        if not self.is_admin:
+            return []
+        users = self.user.settings.get("users")
+        db = self.user.db
+        rows = (
+            db.query(orm.Spawner)
+            .join(orm.User, orm.Spawner.user_id == orm.User.id)
+            .filter(orm.Spawner.name != "", orm.User.name != self.user.name)
+            .order_by(orm.User.name, orm.Spawner.name)
+        )
+        found = []
+        for row in rows:
+            owner = users[row.user] if users is not None else None
+            wrapper = dict.get(owner.spawners, row.name) if owner is not None else None
+            found.append(describe(row.user.name, row, wrapper, self.urls))
+        return found
+
+    async def new_form(self) -> str:
+        """The spawn form's fields as the spawner renders them (HTML it escaped)."""
+        form = await self.user.spawner.get_options_form()
+        return form or (
+            '<label for="codespace-repo">Repository</label>'
+            '<input class="form-control" id="codespace-repo" name="repo" required>'
+        )
+
+
+def home_view(user: Any) -> HomeView | None:
+    """``template_vars`` value: called by JupyterHub with the current user for each page."""
+    return HomeView(user) if user is not None else None
+
+
+def _configured(section: Config, name: str, default: Any) -> Any:
+    value = section.get(name, default)
+    return default if isinstance(value, LazyConfigValue) else value
+
+
+def configure_home(c: Config, named_server_limit: int | None = None) -> None:
+    """Set up the home page, launch links and refused-start cleanup in a JupyterHub config.
+
+    ``named_server_limit`` (default: the limit already configured, else none) becomes
+    :class:`~hub.refusals.NamedServerLimit`.
+    """
+    from hub.handlers import handlers  # tornado handlers: only when a hub is configured
+
+    hub = c.JupyterHub
+    hub.template_paths = [str(TEMPLATES), *_configured(hub, "template_paths", [])]
+    hub.template_vars = {**_configured(hub, "template_vars", {}), "codespace_hub": home_view}
+    hub.extra_handlers = [*_configured(hub, "extra_handlers", []), *handlers()]
+    limit = named_server_limit
+    if limit is None:
+        current = _configured(hub, "named_server_limit_per_user", 0)
+        limit = current.limit if isinstance(current, NamedServerLimit) else int(current or 0)
+    hub.named_server_limit_per_user = NamedServerLimit(limit)
+    c.Spawner.post_stop_hook = forget_refused_start
