@@ -254,3 +254,10 @@ def running_hub(
         yield hub
     finally:
         hub.shutdown()
+
+
+def uv_cache_config(factory: Any) -> str:
+    """Hub config that shares this test session's uv cache (``pytest.TempPathFactory``):
+    after the first build, the next hubs' builds are warm."""
+    uv_cache = factory.getbasetemp() / "uv-cache"
+    return f"c.LocalCodespaceSpawner.uv_cache_dir = {str(uv_cache)!r}"

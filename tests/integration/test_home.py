@@ -34,7 +34,7 @@ from hub.codespaces import (
     server_state,
 )
 from hub.refusals import check_options
-from tests.helpers.hub import RunningHub, running_hub
+from tests.helpers.hub import RunningHub, running_hub, uv_cache_config
 from tests.helpers.repos import fixture_repo
 
 pytestmark = pytest.mark.integration
@@ -131,8 +131,7 @@ def test_refusals_are_the_spawners_own() -> None:
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory: pytest.TempPathFactory):
     data = tmp_path_factory.mktemp("home-hub")
-    uv_cache = tmp_path_factory.getbasetemp() / "uv-cache"  # shared by this session's hubs
-    config = f"c.LocalCodespaceSpawner.uv_cache_dir = {str(uv_cache)!r}"
+    config = uv_cache_config(tmp_path_factory)
     with running_hub(data / "hub", extra_config=config) as running:
         yield running
 

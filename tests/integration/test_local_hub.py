@@ -18,7 +18,7 @@ import pytest
 import requests
 
 from tests.conftest import require_executable
-from tests.helpers.hub import RunningHub, running_hub
+from tests.helpers.hub import RunningHub, running_hub, uv_cache_config
 from tests.helpers.repos import commit_files, fixture_repo, make_vsix
 
 pytestmark = pytest.mark.integration
@@ -34,8 +34,7 @@ postStartCommand: ["sh", "-c", "echo started >> .lifecycle-started"]
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory: pytest.TempPathFactory):
     data = tmp_path_factory.mktemp("local-hub")
-    uv_cache = tmp_path_factory.getbasetemp() / "uv-cache"  # shared by this session's hubs
-    config = f"c.LocalCodespaceSpawner.uv_cache_dir = {str(uv_cache)!r}"
+    config = uv_cache_config(tmp_path_factory)
     with running_hub(data / "hub", extra_config=config) as running:
         yield running
 

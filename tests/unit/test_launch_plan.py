@@ -21,7 +21,13 @@ import pytest
 from codespace.kube.config import parse_config
 from codespace.kube.entrypoint import apply_launch
 from codespace.kube.plan import launch_plan, make_kube_plan
-from codespace.launch import LAUNCH_ENV, Placement, RuntimePlan, make_launch_plan
+from codespace.launch import (
+    LAUNCH_ENV,
+    PLATFORM_VARIABLES,
+    Placement,
+    RuntimePlan,
+    make_launch_plan,
+)
 from codespace.options import UserOptions
 from codespace.resolve import resolve
 from codespace.spec.errors import SpecError
@@ -87,6 +93,8 @@ def test_both_renderings_agree(name: str) -> None:
     # the profile Kubernetes chose for the pod; where datasets appear (checked below)
     kube_only = {"CODESPACE_PROFILE", "CODESPACE_DATASETS"}
     assert kube_env["CODESPACE_PROFILE"] == kube.profile.name
+    for env in (local_env, kube_env):  # every platform variable, in both modes
+        assert set(PLATFORM_VARIABLES) <= set(env)
     assert {k: normalise(v, LOCAL) for k, v in local_env.items() if k not in kube_only} == {
         k: normalise(v, place) for k, v in kube_env.items() if k not in kube_only
     }
