@@ -23,6 +23,7 @@ from typing import Any
 from kubernetes_asyncio.client import ApiException
 from kubespawner import KubeSpawner
 from kubespawner.clients import shared_client
+from tornado import web
 from traitlets import Bool, Dict, List, Unicode, default
 
 from codespace.errors_file import ERRORS_FILE, env_problem, spec_problem
@@ -64,6 +65,20 @@ EXPANDED_TRAITS = {
     "extra_annotations",
     "extra_pod_config",
 }
+
+
+def check_user_options(spawner: KubeCodespaceSpawner, user_options: dict[str, Any]) -> None:
+    """Refuse bad options before the spawn starts (the API answers 400 with the reason): the
+    values themselves, and a profile the Kubernetes document does not have. No side effects:
+    the hub also calls it to check options before any server exists."""
+    try:
+        options = validate_options(user_options or {})
+        wanted = options.get("profile")
+        names = [profile.name for profile in spawner.kube_config().profiles]
+        if wanted and wanted not in names:
+            raise ValueError(f"profile {wanted!r} is not one of the hub's: {', '.join(names)}")
+    except ValueError as error:
+        raise web.HTTPError(400, str(error), reason=str(error)) from None
 
 
 def escape_braces(value: Any) -> Any:
@@ -172,6 +187,10 @@ class KubeCodespaceSpawner(KubeSpawner):
     @default("options_from_form")
     def _default_options_from_form(self) -> Any:
         return parse_form
+
+    @default("apply_user_options")
+    def _default_apply_user_options(self) -> Any:
+        return check_user_options
 
     def kube_config(self) -> KubeConfig:
         if self.codespace_config_file:

@@ -198,3 +198,23 @@ def test_a_new_spawn_forgets_the_previous_plan(monkeypatch):
     assert spawner.extra_resource_limits == {}
     assert spawner.environment["ADMIN"] == "1"  # the admin's values stay
     assert "CODESPACE_GPU_RESOURCE" not in spawner.environment
+
+
+def test_options_are_checked_before_the_start_without_side_effects(monkeypatch):
+    from tornado import web
+
+    from spawner.kubernetes import check_user_options
+
+    monkeypatch.setattr("kubespawner.spawner.load_config", lambda **kw: None)
+    monkeypatch.setattr("kubespawner.spawner.shared_client", lambda name: None)
+    spawner = KubeCodespaceSpawner(_mock=True)
+    spawner.codespace_config = {"profiles": [{"name": "small"}, {"name": "gpu"}]}
+    assert spawner.apply_user_options is check_user_options
+    check_user_options(spawner, {"repo": "https://h/a.git", "profile": "gpu"})  # accepted
+    for bad, words in (
+        ({"repo": "https://h/a.git", "profile": "huge"}, "profile 'huge' is not one"),
+        ({"repo": "relative/path"}, "relative/path"),
+    ):
+        with pytest.raises(web.HTTPError) as refused:
+            check_user_options(spawner, bad)
+        assert refused.value.status_code == 400 and words in refused.value.log_message
