@@ -11,13 +11,17 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
 API_PREFIX = "codespace/api"
+# Answers after which a request that is safe to repeat (an idempotent submission) is sent again.
+RETRY_STATUSES = (0, 502, 503, 504)
 
 
 class ApiError(Exception):
@@ -119,6 +123,52 @@ class CodespaceClient:
 
     def unmount(self, name: str) -> dict[str, Any]:
         return self.request("DELETE", self._dataset_path(name, "mount"))
+
+    # jobs ----------------------------------------------------------------------------------
+
+    def _job_path(self, job_id: str, *rest: str) -> str:
+        return "/".join(["jobs", urllib.parse.quote(job_id, safe=""), *rest])
+
+    def job_backends(self) -> list[dict[str, Any]]:
+        return self.request("GET", "jobs")["backends"]
+
+    def list_jobs(self) -> list[dict[str, Any]]:
+        return self.request("GET", "jobs")["jobs"]
+
+    def submit_jobs(
+        self, submission: Mapping[str, Any], *, attempts: int = 3
+    ) -> list[dict[str, Any]]:
+        """POST a submission (``{"jobs": [...]}`` or one job spec); the records it made.
+
+        The submission gets an idempotency key (unless it has one), and a request that timed
+        out or found the server unreachable is sent again with the same key: the server
+        returns the jobs the first one made, so a retry never makes a second job.
+        """
+        body = dict(submission)
+        body.setdefault("idempotencyKey", uuid.uuid4().hex)
+        for attempt in range(1, attempts + 1):
+            try:
+                return self.request("POST", "jobs", body=body)["jobs"]
+            except ApiError as error:
+                if error.status not in RETRY_STATUSES or attempt == attempts:
+                    raise
+            except (TimeoutError, ConnectionError) as error:  # a read that timed out
+                if attempt == attempts:
+                    raise ApiError(0, f"no answer from {self.url}: {error}") from error
+            time.sleep(min(0.5 * 2 ** (attempt - 1), 5.0))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def get_job(self, job_id: str) -> dict[str, Any]:
+        return self.request("GET", self._job_path(job_id))
+
+    def job_logs(self, job_id: str, tail: int | None = None) -> str:
+        return self.request("GET", self._job_path(job_id, "logs"), params={"tail": tail})["text"]
+
+    def cancel_job(self, job_id: str) -> dict[str, Any]:
+        return self.request("POST", self._job_path(job_id, "cancel"), body={})
+
+    def resubmit_job(self, job_id: str) -> list[dict[str, Any]]:
+        return self.request("POST", self._job_path(job_id, "resubmit"), body={})["jobs"]
 
 
 def _error_message(body: bytes, reason: str) -> str:

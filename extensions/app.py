@@ -8,6 +8,9 @@ by configuration alone. A capability adds one ``<capability>_backend_class`` tra
 
 from __future__ import annotations
 
+import asyncio
+import functools
+import getpass
 import json
 import os
 from pathlib import Path
@@ -15,14 +18,21 @@ from typing import Any
 
 from jupyter_server.extension.application import ExtensionApp
 from traitlets import Dict, TraitError, Type, Unicode, default, observe, validate
+from traitlets.utils.importstring import import_item
 
 from codespace.datasets.backend import DatasetBackend, DatasetSettings
 from codespace.datasets.catalog import catalog_path
 from codespace.datasets.local import LocalBackend
+from codespace.jobs.backend import JobBackend, JobError, JobSettings
+from codespace.jobs.service import JobService
 from extensions.datasets_handlers import dataset_handlers
+from extensions.jobs_handlers import job_handlers
 from extensions.session_handlers import session_handlers
 
 SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+# Seconds after the server started before job backends that kept state are built (so the
+# local backend re-attaches its running jobs and starts queued ones without a request).
+JOB_RESUME_DELAY = 2.0
 
 # The short names ``dataset_backend`` (deprecated) accepts, each the import string of a class.
 DATASET_BACKENDS = {
@@ -32,7 +42,7 @@ DATASET_BACKENDS = {
 
 
 class CodespaceExtension(ExtensionApp):
-    """REST API for datasets (and, later, jobs and deployments) inside a codespace."""
+    """REST API for datasets and jobs (and, later, deployments) inside a codespace."""
 
     name = "codespace"
     load_other_extensions = True
@@ -84,6 +94,26 @@ class CodespaceExtension(ExtensionApp):
         config=True,
         help="Where mounts requested for the next start are recorded (the spawner reads it); "
         "in a pod of KubeCodespaceSpawner, the ConfigMap $CODESPACE_PENDING_CONFIGMAP instead.",
+    )
+
+    job_backends = Dict(
+        {"local": "codespace.jobs.local.LocalJobBackend"},
+        config=True,
+        help="The job backends, all active at once: name -> a JobBackend subclass or its "
+        "import string, each built on first use with from_settings(JobSettings). A job's "
+        "'backend' picks one by name. Ours: codespace.jobs.local.LocalJobBackend (processes "
+        "of this server; the default), plus the Slurm and Argo backends.",
+    )
+    default_job_backend = Unicode(
+        "local",
+        config=True,
+        help="The job backend (a name in job_backends) for jobs that name none, unless the "
+        "codespace's .codespace 'jobs:' key sets a backend.",
+    )
+    job_backend_options = Dict(
+        config=True,
+        help="Per job backend, its own settings (JobSettings.options): name -> mapping, e.g. "
+        "{'local': {'concurrency': 4}}.",
     )
 
     @default("dataset_cache_dir")
@@ -147,6 +177,50 @@ class CodespaceExtension(ExtensionApp):
             mount_paths=self.dataset_mount_paths,
         )
 
+    def job_defaults(self) -> dict[str, Any]:
+        """The workspace's ``.codespace`` ``jobs:`` key (empty when it does not resolve)."""
+        from codespace.resolve import resolve  # on first use: not at server start
+        from codespace.spec.errors import SpecError
+
+        try:
+            return dict(resolve(self.workspace).codespace.jobs)
+        except (SpecError, OSError, ValueError) as error:  # a broken spec: no defaults
+            self.log.warning("codespace: no job defaults from %s: %s", self.workspace, error)
+            return {}
+
+    def job_settings(self, name: str) -> JobSettings:
+        return JobSettings(
+            workspace=Path(self.workspace),
+            state_dir=Path(self.state_dir) / "jobs" / name,
+            owner=os.environ.get("JUPYTERHUB_USER") or getpass.getuser(),
+            environment=dict(os.environ),
+            defaults=self.job_defaults(),
+            options=dict(self.job_backend_options.get(name) or {}),
+        )
+
+    def build_job_backend(self, name: str) -> JobBackend:
+        """The job backend configured as ``name`` (called on its first use)."""
+        target = self.job_backends[name]
+        cls = import_item(target) if isinstance(target, str) else target
+        if not (isinstance(cls, type) and issubclass(cls, JobBackend)):
+            raise JobError(f"CodespaceExtension.job_backends[{name!r}] is not a JobBackend")
+        return self.build_backend(cls, self.job_settings(name))
+
+    def job_service(self) -> JobService:
+        default = self.default_job_backend
+        if default not in self.job_backends and self.job_backends:
+            fallback = next(iter(self.job_backends))
+            self.log.error(
+                "codespace: default_job_backend %r is not in job_backends; using %r",
+                default,
+                fallback,
+            )
+            default = fallback
+        factories = {
+            name: functools.partial(self.build_job_backend, name) for name in self.job_backends
+        }
+        return JobService(factories, default, self.job_defaults)
+
     def build_backend(self, cls: Any, settings: Any) -> Any:
         """``cls.from_settings(settings)``, closed when the extension stops."""
         backend = cls.from_settings(settings)
@@ -157,11 +231,34 @@ class CodespaceExtension(ExtensionApp):
     def initialize_settings(self) -> None:
         self._backends: list[Any] = []
         self.datasets = self.build_backend(self.dataset_backend_class, self.dataset_settings())
+        self.jobs = self.job_service()  # builds no job backend yet
 
     def initialize_handlers(self) -> None:
         self.handlers.extend(dataset_handlers(self.datasets))
+        self.handlers.extend(job_handlers(self.jobs))
         self.handlers.extend(session_handlers(self.workspace))
 
+    async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
+        loop = asyncio.get_running_loop()
+
+        def resume() -> None:
+            self._resume_task = loop.create_task(self.resume_jobs())
+
+        self._resume = loop.call_later(JOB_RESUME_DELAY, resume)
+
+    async def resume_jobs(self) -> None:
+        """Build the job backends that kept state, so their jobs are watched again."""
+        for name in self.job_backends:
+            if not (Path(self.state_dir) / "jobs" / name).is_dir():
+                continue
+            try:
+                await self.jobs.backend(name).list()
+            except JobError as error:
+                self.log.error("codespace: job backend %s did not resume: %s", name, error)
+
     async def stop_extension(self) -> None:
+        resume = getattr(self, "_resume", None)
+        if resume is not None:
+            resume.cancel()
         for backend in reversed(self._backends):
             await backend.close()

@@ -34,6 +34,10 @@ class JobNotFound(JobError):
     """No job with that id for this user (HTTP 404, whoever owns it)."""
 
 
+class BackendUnavailable(JobError):
+    """A configured backend could not be built or reached (HTTP 503)."""
+
+
 @dataclass(frozen=True)
 class JobSettings:
     """What the server extension knows that a job backend may need (plain data)."""
@@ -50,6 +54,9 @@ class JobBackend(ABC):
     """Submit, list, inspect, read the logs of and cancel jobs."""
 
     kind: str = "abstract"
+    # Whether the backend honours ``JobSpec.afterJobs`` (waiting for jobs of earlier
+    # submissions); the server refuses such a spec for a backend that does not.
+    supports_after_jobs: bool = False
 
     @classmethod
     @abstractmethod

@@ -90,6 +90,10 @@ class JobSpec(_Model):
     retries: int = Field(0, ge=0, le=10)
     backoff: float = Field(10.0, ge=0, description="seconds before the first retry (doubles)")
     after: list[str] = Field(default_factory=list, description="jobs of this submission first")
+    afterJobs: list[str] = Field(
+        default_factory=list,
+        description="ids of the owner's earlier jobs (same backend) that must succeed first",
+    )
     backend: str | None = Field(None, description="a configured backend; default: the site's")
 
     @field_validator("name")

@@ -46,6 +46,11 @@ the outcome; the fake creates the Job's pod (labels ``job-name`` and
 ``batch.kubernetes.io/job-name``) in phase Succeeded/Failed with the outcome's log as the
 log of every container, and sets the Job's status and ``Complete``/``Failed`` condition.
 
+Argo Workflows (:mod:`tests.fakekube.argo`): ``ArgoController(kube).advance(ns, name,
+{"task": NodeOutcome(...)})`` plays Argo's controller (``status.nodes``, the pods with their
+logs; ``sync`` acts on ``spec.shutdown``), and ``FakeArgoServer(kube, token=...)`` serves the
+Argo Server's ``WorkflowsService`` REST endpoints over the same store.
+
 A tiny registry is served at ``/v2/``: ``HEAD /v2/<name>/manifests/<tag>`` answers 200 for
 the references in ``kube.registry`` (a set of ``"<host:port>/<name>:<tag>"`` strings;
 ``kube.registry_host`` is the host part) and 404 otherwise.

@@ -84,3 +84,44 @@ def assert_all_valid(objects: list[dict]) -> list[dict]:
     for obj in objects:
         assert_valid(obj)
     return objects
+
+
+def _unknown(obj: object, schema: dict, path: str, found: list[str]) -> None:
+    if not isinstance(schema, dict) or schema.get("x-kubernetes-preserve-unknown-fields"):
+        return
+    if isinstance(obj, dict):
+        known = schema.get("properties")
+        extra = schema.get("additionalProperties")
+        for key, value in obj.items():
+            where = f"{path}.{key}" if path else str(key)
+            if known is not None and key in known:
+                _unknown(value, known[key], where, found)
+            elif isinstance(extra, dict):
+                _unknown(value, extra, where, found)
+            elif known is not None and not extra:
+                found.append(f"{where}: unknown field")
+    elif isinstance(obj, list) and isinstance(schema.get("items"), dict):
+        for index, item in enumerate(obj):
+            _unknown(item, schema["items"], f"{path}.{index}", found)
+
+
+def unknown_fields(obj: dict) -> list[str]:
+    """Fields of a custom resource its CRD does not define (CRD schemas rarely say
+    ``additionalProperties: false``, so the validator alone accepts a misspelt field)."""
+    schema = _crd_schemas().get((obj.get("apiVersion"), obj.get("kind")))
+    if schema is None:
+        return [f"no CRD schema for {obj.get('apiVersion')} {obj.get('kind')}"]
+    found: list[str] = []
+    for key in ("spec", "status"):
+        if key in obj and key in (schema.get("properties") or {}):
+            _unknown(obj[key], schema["properties"][key], key, found)
+    return found
+
+
+def assert_strictly_valid(obj: dict) -> dict:
+    """:func:`assert_valid`, and no field the CRD does not define (custom resources)."""
+    assert_valid(obj)
+    found = unknown_fields(obj)
+    name = (obj.get("metadata") or {}).get("name", "?")
+    assert not found, f"{obj.get('kind')} {name} has fields its CRD lacks:\n" + "\n".join(found)
+    return obj
