@@ -267,6 +267,7 @@ def make_kube_plan(launch: LaunchPlan, config: KubeConfig, names: Names = Names(
         **runtime.static_env(),
         "CODESPACE_IMAGE": image.image,
         "CODESPACE_PROFILE": profile.name,
+        "CODESPACE_WORKSPACE_CLAIM": names.pvc,  # jobs (Argo) mount the same workspace
         **gpu.env,
         LAUNCH_ENV: runtime.to_json(),
     }

@@ -44,6 +44,7 @@ def test_default_plan_is_a_pvc_and_a_pod_without_a_build():
     }
     assert pod["spec"]["containers"][0]["workingDir"] == "/workspaces/proj"
     assert result.env["CODESPACE_GPU_COUNT"] == "0"
+    assert result.env["CODESPACE_WORKSPACE_CLAIM"] == "claim-alice"
 
 
 def test_environment_keys_trigger_a_build_job_first():
