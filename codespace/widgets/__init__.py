@@ -1,5 +1,6 @@
 """Notebook widgets over the codespace server's REST API (ipywidgets)."""
 
 from codespace.widgets.datasets import DatasetBrowser
+from codespace.widgets.jobs import JobPanel
 
-__all__ = ["DatasetBrowser"]
+__all__ = ["DatasetBrowser", "JobPanel"]
