@@ -4,8 +4,11 @@
 set -euo pipefail
 # libkrb5-dev libxkbfile-dev libsecret-1-dev: native modules of code-server (install-node.sh)
 # bubblewrap: the codespace sandbox (codespace/local/sandbox.py)
+# slurm-wlm slurmrestd munge slurm-client slurm-wlm-jwt-plugin: the private Slurm the Slurm job
+# backend's tests and benchmark start on 127.0.0.1 (tests/helpers/slurm.py)
 PACKAGES=(git openssh-server openssh-client ripgrep chromium libkrb5-dev libxkbfile-dev libsecret-1-dev
     bubblewrap)
+PACKAGES+=(slurm-wlm slurmrestd munge slurm-client slurm-wlm-jwt-plugin)
 missing=()
 for package in "${PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" \
