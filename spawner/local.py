@@ -59,6 +59,7 @@ from spawner.form import (
 )
 from spawner.isolated import IsolatedSpawnerMixin, private_log
 from spawner.local_process import end_process_group, write_bashrc, write_private_json
+from spawner.local_slurm import codespace_slurm
 from spawner.progress import ProgressLog
 from spawner.start_gate import gate_for, wait_listening
 from spawner.traits import sources_trait
@@ -160,6 +161,17 @@ class LocalCodespaceSpawner(IsolatedSpawnerMixin, LocalProcessSpawner):
     )
 
     codespace_sources = sources_trait()
+    slurm_url = Unicode(
+        "",
+        config=True,
+        help="""slurmrestd's URL (JWT auth): codespaces get the Slurm job backend beside the
+        local one, with a token the hub mints for the codespace's account (``scontrol
+        token``), so jobs run on the cluster as that account. Empty: no Slurm.""",
+    )
+    slurm_conf = Unicode("", config=True, help="slurm.conf for scontrol (default: Slurm's).")
+    slurm_token_lifespan = Integer(
+        7 * 86400, config=True, help="Seconds a codespace's Slurm token is valid (per start)."
+    )
     concurrent_server_starts = Integer(
         0,
         config=True,
@@ -346,7 +358,7 @@ class LocalCodespaceSpawner(IsolatedSpawnerMixin, LocalProcessSpawner):
             log.step(99, f"failed: {error}")
             self._release_gpu()
             raise
-        self._apply(prepared, options, datasets)
+        self._apply(prepared, options, datasets, log)
         self._report_vscode(prepared, log)
 
         def launched() -> None:  # the server's process runs: its GPU grant, the later commands
@@ -438,13 +450,18 @@ class LocalCodespaceSpawner(IsolatedSpawnerMixin, LocalProcessSpawner):
         self._gpu_registry().release(self._gpu_key())
 
     def _apply(
-        self, prepared: Prepared, options: UserOptions, datasets: LocalDatasetSettings
+        self,
+        prepared: Prepared,
+        options: UserOptions,
+        datasets: LocalDatasetSettings,
+        log: ProgressLog,
     ) -> None:
         """Point the server at the workspace, the repo env kernel, the error file and the
         dataset catalog (our server extension's settings, in a per-server config dir)."""
         paths = self.local_paths()
         server_config = paths.server_dir / "jupyter-config"
         config = extension_config(datasets, paths.workspace)
+        config["CodespaceExtension"].update(self._slurm_settings(log))
         config["ServerApp"]["terminado_settings"] = {
             "shell_command": ["/bin/bash", "--rcfile", str(write_bashrc(paths.server_dir))]
         }
@@ -475,6 +492,16 @@ class LocalCodespaceSpawner(IsolatedSpawnerMixin, LocalProcessSpawner):
             CATALOG_ENV: str(datasets.catalog or ""),
             **getattr(self, "_gpu_env", {}),
         }
+
+    def _slurm_settings(self, log: ProgressLog) -> dict[str, Any]:
+        """The Slurm job backend with a token for the codespace's account (spawner.local_slurm)."""
+        if not self.slurm_url:
+            return {}
+        iso = getattr(self, "_iso", None)
+        user = iso.account.name if iso is not None and iso.account else self.user.name
+        return codespace_slurm(
+            self.slurm_url, user, self.slurm_token_lifespan, self.slurm_conf, log.line
+        )
 
     def _report_vscode(self, prepared: Prepared, log: ProgressLog) -> None:
         if not self.code_server:
