@@ -7,7 +7,7 @@ From a notebook (or a script), the module-level functions talk to this codespace
     job.status()              # JobRecord(state='running', ...)
     job.wait(); job.logs(tail=50)
     nb = jobs.submit(notebook="report.ipynb", parameters={"alpha": 0.5})
-    nb.wait(); nb.output_notebook   # '.codespace-jobs/<id>/report.ipynb'
+    nb.wait(); nb.output_notebook   # 'codespace-jobs/<id>/report.ipynb'
     jobs.list()               # your jobs, newest first
 
 Two sides, kept apart (DESIGN §4). Importing this package loads only the standard library:

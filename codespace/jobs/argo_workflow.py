@@ -10,7 +10,7 @@ the launch plan's variables, the admin's GPU profiles) into an ``argoproj.io/v1a
   on the workspace PVC, with the job's datasets (the PVCs Fluid made) read-only: an argv
   ``command`` as is, a ``.py`` ``script`` with the repository environment's ``python``
   (another script as a program), a ``notebook`` with papermill and the ``codespace``
-  kernel, its parameters injected; the job's directory ``.codespace-jobs/<job id>/`` in the
+  kernel, its parameters injected; the job's directory ``codespace-jobs/<job id>/`` in the
   workspace (``CODESPACE_JOB_DIR``) holds the executed notebook, as with the other backends;
 - ``retryStrategy`` (limit, backoff doubling from the job's ``backoff``), cpu/memory
   requests = limits, GPUs as extended resources through the profile logic of
@@ -39,7 +39,7 @@ from typing import Any
 
 from codespace.datasets.mounts import DATASETS_ENV, DatasetMount
 from codespace.jobs.backend import JobError
-from codespace.jobs.models import JobSpec, Submission, seconds
+from codespace.jobs.models import JOBS_DIR, JobSpec, Submission, seconds
 from codespace.kube.config import GpuConfig, Profile
 from codespace.kube.datasets import dataset_mounts
 from codespace.kube.gpu import GpuPlan, GpuUnsatisfiable, choose_profile, plan_gpu_for
@@ -59,7 +59,7 @@ SPEC_ANNOTATION = "codespace.io/submission"  # the submission as JSON
 JOB_ID_ANNOTATION = "codespace.io/job-id"  # on each template (its pods)
 WORKFLOW_LABEL = "workflows.argoproj.io/workflow"  # Argo's, on every pod of a workflow
 MAIN_CONTAINER = "main"  # Argo's name for a container template's container
-OUTPUT_DIR = ".codespace-jobs"
+OUTPUT_DIR = JOBS_DIR
 KERNEL = "codespace"
 INDEX_ENV, COUNT_ENV = "CODESPACE_JOB_INDEX", "CODESPACE_JOB_COUNT"
 INDEX_PARAMETER = "{{inputs.parameters.index}}"

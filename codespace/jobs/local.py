@@ -11,7 +11,7 @@ here runs exactly where the notebook runs, in the workspace. What it adds:
   after ``backoff`` seconds (doubling) and cancels the dependents of a failed job;
 - state in SQLite under ``state_dir`` (:mod:`codespace.jobs.store`): a restarted server
   re-attaches the processes still running (pid + start time) and marks the lost ones failed;
-- logs and output notebooks under ``<workspace>/.codespace-jobs/<id>/`` (git-excluded).
+- logs and output notebooks under ``<workspace>/codespace-jobs/<id>/`` (git-excluded).
 
 Options (``JobSettings.options``): ``concurrency`` (int), ``kill_grace`` and
 ``poll_interval`` (seconds).

@@ -22,6 +22,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from codespace.spec.model import GpuRequest
 
+# In the workspace: each job's logs and outputs (kept out of git status; not hidden, so the
+# file browser and the contents API serve them), for every backend.
+JOBS_DIR = "codespace-jobs"
 JobState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 FINISHED: tuple[JobState, ...] = ("succeeded", "failed", "cancelled")
 JOB_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")

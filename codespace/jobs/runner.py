@@ -24,9 +24,8 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
-from codespace.jobs.models import JobRecord, JobSpec, seconds
+from codespace.jobs.models import JOBS_DIR, JobRecord, JobSpec, seconds
 
-JOBS_DIR = ".codespace-jobs"  # in the workspace: logs and output notebooks, git-excluded
 GIT_EXCLUDE = f"/{JOBS_DIR}/"
 KERNEL = "codespace"  # the repository environment's kernelspec (found through JUPYTER_PATH)
 

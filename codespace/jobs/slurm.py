@@ -10,7 +10,7 @@ What a job runs, and how it reports, is :mod:`codespace.jobs.slurm_payload`'s ba
 the workspace as working directory, the codespace's environment, papermill for notebooks,
 ``CODESPACE_JOB_INDEX`` from ``SLURM_ARRAY_TASK_ID``, retries inside the allocation, the
 time limit to the second, and markers (started, exit code, reason) next to the logs in
-``<workspace>/.codespace-jobs/<id>/``. ``after`` (and ``afterJobs``) become
+``<workspace>/codespace-jobs/<id>/``. ``after`` (and ``afterJobs``) become
 ``--dependency=afterok:<ids>``: a submission's jobs are submitted in its topological order.
 
 Reliability. Records live in SQLite under ``state_dir`` (:mod:`codespace.jobs.slurm_store`),

@@ -19,7 +19,7 @@ workspace with the codespace's environment (the transport carries it: the REST
   program never runs twice at once. ``requeue`` is off: Slurm never reruns a job by itself;
 - enforces the time limit to the second (``timeout``; Slurm's own limit is rounded up to
   whole minutes, plus a margin, as a backstop);
-- leaves markers in ``.codespace-jobs/<id>/``: ``.task-<i>.started`` (the Slurm job id),
+- leaves markers in ``codespace-jobs/<id>/``: ``.task-<i>.started`` (the Slurm job id),
   ``.task-<i>.exit`` (the exit code), ``.task-<i>.reason`` (why it failed, when the script
   knows). They are how the backend knows that a job ran even when Slurm lost its record
   (slurmctld killed before it saved its state), so a lost job is resubmitted only if it
@@ -39,10 +39,9 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
 
-from codespace.jobs.models import JobSpec, seconds
+from codespace.jobs.models import JOBS_DIR, JobSpec, seconds
 from codespace.kube.quantity import to_mib
 
-JOBS_DIR = ".codespace-jobs"  # in the workspace, as for the local backend
 KERNEL = "codespace"
 COMMENT_PREFIX = "codespace:"
 KILL_GRACE = 10  # seconds between SIGTERM and SIGKILL when the time limit is reached

@@ -136,7 +136,7 @@ async def test_submit_track_and_read_logs(kube, controller, alice) -> None:
     ]
     prep, train = records
     assert prep.owner == "alice" and prep.backend == "argo"
-    assert train.outputNotebook == f".codespace-jobs/{train.id}/train-0.ipynb"
+    assert train.outputNotebook == f"codespace-jobs/{train.id}/train-0.ipynb"
 
     (workflow,) = workflows(kube)
     assert_strictly_valid(workflow)

@@ -207,7 +207,7 @@ async def test_a_notebook_runs_with_papermill_and_its_output_is_kept_by_the_logs
     (record,) = await settle(backend, [record.id], timeout=120)
     log = await backend.logs(record.id)
     assert record.state == "succeeded", (record.reason, log)
-    assert record.outputNotebook == f".codespace-jobs/{record.id}/report.ipynb"
+    assert record.outputNotebook == f"codespace-jobs/{record.id}/report.ipynb"
     executed = json.loads((workspace / record.outputNotebook).read_text())
     text = json.dumps(executed["cells"])
     assert "injected-parameters" in text
@@ -234,7 +234,7 @@ async def test_an_array_runs_after_its_dependency_and_before_its_dependent(
     assert lines[0] == "prep - " and lines[-1] == "report - "
     assert sorted(lines[1:4]) == ["train 0 3", "train 1 3", "train 2 3"]
     train_record = records[1]
-    assert train_record.logPath == f".codespace-jobs/{train_record.id}"
+    assert train_record.logPath == f"codespace-jobs/{train_record.id}"
     log = await backend.logs(train_record.id)
     assert "==> task 0 <==\ntrain 0 3" not in log  # the output went to order.txt
     assert log.count("==> task") == 3

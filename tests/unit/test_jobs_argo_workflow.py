@@ -94,7 +94,7 @@ def test_a_command_runs_as_is_in_the_image_on_the_workspace() -> None:
         "-c",
         'mkdir -p "$1" && shift && exec "$@"',
         "codespace-job",
-        f".codespace-jobs/{SID}-hello",
+        f"codespace-jobs/{SID}-hello",
         "echo",
         "hi there",
     ]
@@ -107,7 +107,7 @@ def test_a_command_runs_as_is_in_the_image_on_the_workspace() -> None:
     variables = env(template)
     assert variables["VIRTUAL_ENV"] == "/opt/codespace/env"
     assert variables["CODESPACE_JOB_ID"] == f"{SID}-hello"
-    assert variables["CODESPACE_JOB_DIR"] == f"/workspaces/repo/.codespace-jobs/{SID}-hello"
+    assert variables["CODESPACE_JOB_DIR"] == f"/workspaces/repo/codespace-jobs/{SID}-hello"
     assert variables["PYTHONUNBUFFERED"] == "1"
     assert "CODESPACE_JOB_INDEX" not in variables
     assert template["metadata"]["labels"][JOB_LABEL] == "hello"
@@ -137,13 +137,13 @@ def test_a_notebook_runs_with_papermill_into_the_job_directory() -> None:
     job = {"name": "report", "notebook": "notebooks/report.ipynb"}
     workflow = build({**job, "parameters": {"alpha": 0.5, "name": "x y", "steps": [1, 2]}})
     command = templates(workflow)["report"]["container"]["command"]
-    output = f".codespace-jobs/{SID}-report/report.ipynb"
+    output = f"codespace-jobs/{SID}-report/report.ipynb"
     assert command[:5] == [
         "sh",
         "-c",
         'mkdir -p "$1" && shift && exec "$@"',
         "codespace-job",
-        (f".codespace-jobs/{SID}-report"),
+        (f"codespace-jobs/{SID}-report"),
     ]
     papermill = command[5:]
     assert papermill[:3] == ["papermill", "notebooks/report.ipynb", output]
@@ -198,7 +198,7 @@ def test_an_array_is_a_sequence_with_the_index_in_the_environment() -> None:
     variables = env(template)
     assert variables["CODESPACE_JOB_INDEX"] == "{{inputs.parameters.index}}"
     assert variables["CODESPACE_JOB_COUNT"] == "4"
-    output = f".codespace-jobs/{SID}-sweep/sweep-{{{{inputs.parameters.index}}}}.ipynb"
+    output = f"codespace-jobs/{SID}-sweep/sweep-{{{{inputs.parameters.index}}}}.ipynb"
     assert output in template["container"]["command"]
     assert tasks(workflow)["merge"]["depends"] == "sweep"
 

@@ -125,15 +125,15 @@ async def test_a_script_and_a_command_run_in_the_workspace_with_the_env(make, wo
     assert f"job {train.id} hi ['--epochs', '3']" in log
     assert (await backend.logs(where.id)).strip() == str(workspace)
     assert (workspace / "made-by-job.txt").read_text() == "ok"
-    assert train.logPath == f".codespace-jobs/{train.id}/output.log"
+    assert train.logPath == f"codespace-jobs/{train.id}/output.log"
     assert (workspace / train.logPath).is_file()
     assert train.started and train.finished and train.started <= train.finished
     exclude = (workspace / ".git" / "info" / "exclude").read_text()
-    assert "/.codespace-jobs/" in exclude.splitlines()
+    assert "/codespace-jobs/" in exclude.splitlines()
     status = subprocess.run(
         ["git", "status", "--porcelain"], cwd=workspace, capture_output=True, text=True
     )
-    assert ".codespace-jobs" not in status.stdout
+    assert "codespace-jobs" not in status.stdout
     assert await backend.logs(train.id, tail=1) == "True\n"
     listed = await backend.list()
     assert {r.id for r in listed} == {train.id, where.id}
@@ -179,7 +179,7 @@ async def test_a_notebook_runs_with_papermill_and_its_output_is_kept(make, works
             }
         )
     )
-    assert job.outputNotebook == f".codespace-jobs/{job.id}/weekly.ipynb"
+    assert job.outputNotebook == f"codespace-jobs/{job.id}/weekly.ipynb"
     [done] = await finished(backend, [job], timeout=120)
     assert done.state == "succeeded", (done.reason, await backend.logs(job.id))
     executed = json.loads((workspace / done.outputNotebook).read_text())
@@ -202,7 +202,7 @@ async def test_an_array_runs_n_processes_with_their_index(make, workspace) -> No
     command = [sys.executable, "-c", "import os; print('task', os.environ['CODESPACE_JOB_INDEX'])"]
     [job] = await backend.submit(submission({"name": "sweep", "command": command, "array": 3}))
     [done] = await finished(backend, [job])
-    assert done.state == "succeeded" and done.logPath == f".codespace-jobs/{job.id}"
+    assert done.state == "succeeded" and done.logPath == f"codespace-jobs/{job.id}"
     logs = await backend.logs(job.id)
     for index in range(3):
         assert f"==> task {index} <==\ntask {index}\n" in logs
@@ -456,7 +456,7 @@ def test_program_resolves_what_runs(tmp_path: Path) -> None:
         exists=lambda path: True,
     )
     assert argv[:4] == ["/p", "-I", "-m", "papermill"]
-    assert argv[4:6] == [str(tmp_path / "a/b.ipynb"), str(tmp_path / ".codespace-jobs/j/b.ipynb")]
+    assert argv[4:6] == [str(tmp_path / "a/b.ipynb"), str(tmp_path / "codespace-jobs/j/b.ipynb")]
     assert argv[argv.index("-k") + 1] == "codespace" and argv[-2:] == ["-y", '{"n": [1, 2]}']
 
 

@@ -105,7 +105,7 @@ async def _submit_list_get_logs(jp_fetch, root: Path) -> None:
     assert job["backend"] == "local" and job["spec"]["backend"] == "local"
     done = await finished(jp_fetch, job["id"])
     assert done["state"] == "succeeded" and done["exitCode"] == 0
-    assert done["logPath"] == f".codespace-jobs/{job['id']}/output.log"
+    assert done["logPath"] == f"codespace-jobs/{job['id']}/output.log"
     assert (root / done["logPath"]).read_text() == "one\ntwo\nthree\n"
     _, logs = await call(jp_fetch, job["id"], "logs")
     assert logs == {"text": "one\ntwo\nthree\n"}

@@ -60,7 +60,7 @@ def test_the_v0_0_38_payload_maps_resources_array_and_dependencies() -> None:
     assert properties["name"] == "train"
     assert properties["comment"] == "codespace:slurm-abc"
     assert properties["current_working_directory"] == "/work/ws"
-    assert properties["standard_output"] == "/work/ws/.codespace-jobs/slurm-abc/output-%a.log"
+    assert properties["standard_output"] == "/work/ws/codespace-jobs/slurm-abc/output-%a.log"
     assert properties["cpus_per_task"] == 2
     assert properties["memory_per_node"] == 1024
     assert properties["time_limit"] == 3  # 90 s + the margin, in whole minutes
@@ -252,7 +252,7 @@ def run_script(
     job: JobSpec, workspace: Path, index: int | None = None, **env: str
 ) -> tuple[int, Markers, str]:
     site = Site(workspace=str(workspace), python="/usr/bin/python3")
-    (workspace / ".codespace-jobs" / "j").mkdir(parents=True, exist_ok=True)
+    (workspace / "codespace-jobs" / "j").mkdir(parents=True, exist_ok=True)
     script = batch_script(job, "j", site)
     environ = {**os.environ, "SLURM_JOB_ID": "77", **job_environment(os.environ, job, "j", "/d")}
     environ |= env
@@ -263,7 +263,7 @@ def run_script(
     )
     return (
         done.returncode,
-        read_markers(workspace / ".codespace-jobs" / "j"),
+        read_markers(workspace / "codespace-jobs" / "j"),
         done.stdout + done.stderr,
     )
 
@@ -325,7 +325,7 @@ def test_a_notebook_job_calls_papermill_with_the_codespace_kernel() -> None:
         "papermill",
         "/work/ws/nb/report.ipynb",
     ]
-    assert words[5] == "/work/ws/.codespace-jobs/j/report-IDX.ipynb"
+    assert words[5] == "/work/ws/codespace-jobs/j/report-IDX.ipynb"
     assert words[6:12] == [
         "-k",
         "codespace",

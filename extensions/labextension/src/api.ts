@@ -65,7 +65,10 @@ export interface IMountResult {
   message: string;
 }
 
-async function request<T>(
+/** A JSON request to one of the server extension's APIs (`codespace/api/<api>/<path>`); an
+ * error answer throws its `message`. Shared by the Datasets and Jobs panels. */
+export async function apiRequest<T>(
+  api: string,
   path: string,
   init: RequestInit = {},
   query: Record<string, string> = {}
@@ -73,16 +76,25 @@ async function request<T>(
   const settings = ServerConnection.makeSettings();
   const search = new URLSearchParams(query).toString();
   const url =
-    URLExt.join(settings.baseUrl, 'codespace/api/datasets', path) +
-    (search ? `?${search}` : '');
+    URLExt.join(settings.baseUrl, 'codespace/api', api, path) + (search ? `?${search}` : '');
   const response = await ServerConnection.makeRequest(url, init, settings);
   const text = await response.text();
-  const data = text ? JSON.parse(text) : null;
+  let data = null;
+  try {
+    data = text ? JSON.parse(text) : null;
+  } catch (error) {
+    if (response.ok) {
+      throw error;
+    }
+  }
   if (!response.ok) {
-    throw new Error((data && data.message) || response.statusText);
+    throw new Error((data && data.message) || `${response.status} ${response.statusText}`);
   }
   return data as T;
 }
+
+const request = <T>(path: string, init: RequestInit = {}, query: Record<string, string> = {}) =>
+  apiRequest<T>('datasets', path, init, query);
 
 const item = (name: string, ...rest: string[]): string =>
   [encodeURIComponent(name), ...rest].join('/');

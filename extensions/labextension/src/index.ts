@@ -1,6 +1,7 @@
 import { JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { LabIcon } from '@jupyterlab/ui-components';
 
+import { jobsPlugin } from './jobs-plugin';
 import { openerPlugin } from './opener';
 import { DatasetsPanel, IPanelActions } from './panel';
 
@@ -54,4 +55,4 @@ const plugin: JupyterFrontEndPlugin<void> = {
   }
 };
 
-export default [plugin, openerPlugin];
+export default [plugin, openerPlugin, jobsPlugin];

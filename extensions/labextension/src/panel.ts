@@ -30,7 +30,7 @@ function column(key: string): string {
   return `jp-CodespaceDatasets-col-${key}`;
 }
 
-function el<K extends keyof HTMLElementTagNameMap>(
+export function el<K extends keyof HTMLElementTagNameMap>(
   tag: K,
   props: Partial<HTMLElementTagNameMap[K]> & { className?: string } = {},
   children: (Node | string)[] = []
