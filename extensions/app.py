@@ -24,6 +24,7 @@ from codespace.datasets.backend import DatasetBackend, DatasetSettings
 from codespace.datasets.catalog import catalog_path
 from codespace.datasets.local import LocalBackend
 from codespace.jobs.backend import JobBackend, JobError, JobSettings
+from codespace.jobs.prewarm import DatasetPrewarmGate
 from codespace.jobs.service import JobService
 from extensions.datasets_handlers import dataset_handlers
 from extensions.jobs_handlers import job_handlers
@@ -219,7 +220,9 @@ class CodespaceExtension(ExtensionApp):
         factories = {
             name: functools.partial(self.build_job_backend, name) for name in self.job_backends
         }
-        return JobService(factories, default, self.job_defaults)
+        # Jobs with ``prewarm`` wait for this server's dataset backend (local backend).
+        gate = DatasetPrewarmGate(self.datasets)
+        return JobService(factories, default, self.job_defaults, prewarm_gate=gate)
 
     def build_backend(self, cls: Any, settings: Any) -> Any:
         """``cls.from_settings(settings)``, closed when the extension stops."""

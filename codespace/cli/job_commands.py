@@ -6,6 +6,7 @@ SDK use)::
     codespace jobs submit --backend local --name train -- python train.py --epochs 3
     codespace jobs submit --script train.py --time-limit 2h -- --epochs 3
     codespace jobs submit --notebook report.ipynb -p alpha=0.5 -p title=weekly --wait
+    codespace jobs submit --dataset weather --prewarm --release-cache -- python train.py
     codespace jobs list --json
 """
 
@@ -90,6 +91,8 @@ def spec_from_args(args: argparse.Namespace) -> dict[str, Any]:
         array=args.array,
         retries=args.retries,
         after=args.after or None,
+        prewarm=args.prewarm,
+        release_cache=args.release_cache,
     )
 
 
@@ -216,6 +219,16 @@ def _submit_parser(commands: Any, common: argparse.ArgumentParser) -> None:
     submit.add_argument("--retries", type=int, default=0, help="retries after a failure")
     submit.add_argument("--env", action="append", metavar="KEY=VALUE", help="a variable")
     submit.add_argument("--dataset", action="append", metavar="NAME", help="a dataset")
+    submit.add_argument(
+        "--prewarm",
+        action="store_true",
+        help="prewarm the datasets first; the job starts when their prewarm completes",
+    )
+    submit.add_argument(
+        "--release-cache",
+        action="store_true",
+        help="after the job ends, release the datasets' cached copy",
+    )
     submit.add_argument("--wait", action="store_true", help="wait until it has finished")
     submit.add_argument("--poll", type=float, default=1.0, help=argparse.SUPPRESS)
     submit.add_argument("command", nargs=argparse.REMAINDER, help="-- the command and arguments")

@@ -3,7 +3,8 @@
 - local directories are listed and mounted in place (a symlink under ``datasets/`` in the
   workspace);
 - remote sources (``s3://...`` and any other fsspec URL) are listed through fsspec;
-  prewarming copies them, read-through, into a cache directory, and mounting links the cache.
+  prewarming copies them, read-through, into a cache directory, and mounting links the cache;
+  ``release_cache(name)`` removes that copy (a job's ``releaseCache`` calls it).
 
 Statuses use Fluid's vocabulary (phase ``Bound``, ``ufsTotal``, ``cachedPercentage``) so the
 UI reads the same on one machine and on Kubernetes.
@@ -342,6 +343,31 @@ class LocalBackend(DatasetBackend):
                 partial.chmod(0o444)
             os.replace(partial, destination)
         op.message = f"{op.filesTotal} files; {already} were already cached"
+
+    async def release_cache(self, name: str) -> str:
+        """Remove the prewarmed copy of a remote dataset (``<cache_dir>/data/<name>``) and the
+        prewarm history that described it, so the next prewarm copies it again (a mount
+        of it shows nothing until then). A local directory has no copy: nothing to do. A
+        prewarm that is running keeps the copy (DatasetError), as does a read-only cache."""
+        entry = self._entry(name)
+        if not entry.is_remote:
+            return f"{name}: a local directory has no cached copy"
+        if not self.cache_writable():
+            raise self._hub_fills_cache(f"release the cache of {name!r}")
+        if any(not op.finished for op in self._history(name)):
+            raise DatasetError(f"a prewarm of {name!r} is running: its cached copy is kept")
+        cache = self._cache(name)
+        size, count = await asyncio.to_thread(_tree_size, cache)
+        try:
+            await asyncio.to_thread(shutil.rmtree, cache)
+        except FileNotFoundError:
+            pass
+        except OSError as error:
+            raise DatasetError(f"cannot release the cache of {name!r}: {error}") from error
+        self._operations[name] = []
+        self._save_history(name)
+        self._status.pop(name, None)
+        return f"{name}: released its cached copy ({human_bytes(size)} in {count} files)"
 
     # --- mount ---------------------------------------------------------------------------
 

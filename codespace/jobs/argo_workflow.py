@@ -19,7 +19,14 @@ the launch plan's variables, the admin's GPU profiles) into an ``argoproj.io/v1a
 - an array of N copies: ``withSequence`` (count N), each copy's index in
   ``CODESPACE_JOB_INDEX`` (``CODESPACE_JOB_COUNT`` = N);
 - labels and annotations that make the Workflow the record: the owner, the submission id,
-  the platform's job ids, the submitted spec and the idempotency key (hashed in a label).
+  the platform's job ids, the submitted spec and the idempotency key (hashed in a label);
+- run after prewarm: a job with ``prewarm`` waits in the DAG for one ``prewarm-<dataset>``
+  task per dataset (shared by the submission's jobs), a ``resource`` template that creates a
+  Fluid ``DataLoad`` of the whole dataset (owned by the Workflow, so deleted with it),
+  succeeding when its ``status.phase`` is ``Complete`` and failing on ``Failed`` (the job is
+  then not run). The Workflow's service account needs ``create``/``get`` on
+  ``dataloads.data.fluid.io``. ``releaseCache`` is refused: Fluid's cache belongs to the
+  dataset's runtime, not to a job.
 
 Hera is imported by :func:`build_workflow` only (~1.8 s the first time), so the backend
 (:mod:`codespace.jobs.argo`) loads without it and a server that never submits to Argo never
@@ -37,6 +44,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from codespace.datasets.fluid_objects import dataload_manifest, dataload_name
 from codespace.datasets.mounts import DATASETS_ENV, DatasetMount
 from codespace.jobs.backend import JobError
 from codespace.jobs.models import JOBS_DIR, JobSpec, Submission, seconds
@@ -295,6 +303,44 @@ def _template(job: JobSpec, submission_id: str, context: ArgoContext, volumes: d
     )
 
 
+def dataload(dataset: str, submission_id: str, namespace: str) -> dict[str, Any]:
+    """The Fluid ``DataLoad`` a submission's ``prewarm`` jobs wait for (the whole dataset)."""
+    name = dataload_name(dataset, ["/"], submission_id)
+    return dataload_manifest(dataset, namespace, ["/"], name=name)
+
+
+def _prewarm_templates(submission: Submission, submission_id: str, context: ArgoContext):
+    """dataset -> its DataLoad task's name and ``Resource`` template (none: no prewarm)."""
+    from hera.workflows import Resource
+
+    taken = {job.name for job in submission.jobs}
+    made: dict[str, tuple[str, Any]] = {}
+    for job in submission.jobs:
+        if job.releaseCache:
+            raise JobError(
+                f"job {job.name!r}: releaseCache is not supported by the Argo backend: Fluid "
+                "keeps a dataset's cache in its runtime (scale or delete the runtime to free it)"
+            )
+        for dataset in job.datasets if job.prewarm else ():
+            if dataset in made:
+                continue
+            name = f"prewarm-{dataset}"
+            while name in taken:
+                name += "-load"
+            taken.add(name)
+            manifest = dataload(dataset, submission_id, context.namespace)
+            template = Resource(
+                name=name,
+                action="create",
+                manifest=json.dumps(manifest, sort_keys=True),  # JSON is YAML
+                set_owner_reference=True,
+                success_condition="status.phase == Complete",
+                failure_condition="status.phase == Failed",
+            )
+            made[dataset] = (name, template)
+    return made
+
+
 def _workflow_options(context: ArgoContext, volumes: dict) -> dict[str, Any]:
     from hera.workflows import models as m
 
@@ -357,12 +403,16 @@ def build_workflow(submission: Submission, submission_id: str, context: ArgoCont
         templates = {
             job.name: _template(job, submission_id, context, volumes) for job in submission.jobs
         }
+        prewarms = _prewarm_templates(submission, submission_id, context)
         with DAG(name=entry):
+            for task_name, template in prewarms.values():
+                Task(name=task_name, template=template)
             for job in submission.jobs:  # topological order: dependencies first
+                loads = [prewarms[d][0] for d in job.datasets] if job.prewarm else []
                 Task(
                     name=job.name,
                     template=templates[job.name],
-                    depends=" && ".join(job.after) or None,
+                    depends=" && ".join([*job.after, *loads]) or None,
                     with_sequence=m.Sequence(count=str(job.array)) if job.array else None,
                     arguments={"index": "{{item}}"} if job.array else None,
                 )

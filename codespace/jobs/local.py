@@ -11,7 +11,13 @@ here runs exactly where the notebook runs, in the workspace. What it adds:
   after ``backoff`` seconds (doubling) and cancels the dependents of a failed job;
 - state in SQLite under ``state_dir`` (:mod:`codespace.jobs.store`): a restarted server
   re-attaches the processes still running (pid + start time) and marks the lost ones failed;
-- logs and output notebooks under ``<workspace>/codespace-jobs/<id>/`` (git-excluded).
+- logs and output notebooks under ``<workspace>/codespace-jobs/<id>/`` (git-excluded);
+- run after prewarm: with a :class:`~codespace.jobs.prewarm.PrewarmGate` (the job service
+  gives it, from the server's dataset backend), a ``prewarm`` job's datasets are prewarmed
+  at submission and the job starts once they all completed (its reason says "waiting for the
+  prewarm of X (37%)"; a failed prewarm fails it with the prewarm's reason); after a
+  ``releaseCache`` job ends, its datasets' cached copy is released unless another unfinished
+  job uses them (a note in its log says what was done).
 
 Options (``JobSettings.options``): ``concurrency`` (int), ``kill_grace`` and
 ``poll_interval`` (seconds).
@@ -35,6 +41,7 @@ from codespace.git import with_excludes
 from codespace.jobs import processes
 from codespace.jobs.backend import JobBackend, JobError, JobNotFound, JobSettings
 from codespace.jobs.models import JobRecord, Submission
+from codespace.jobs.prewarm import PrewarmGate, PrewarmVerdict
 from codespace.jobs.runner import (
     GIT_EXCLUDE,
     JOBS_DIR,
@@ -61,6 +68,9 @@ log = logging.getLogger(__name__)
 
 OPTIONS: dict[str, type] = {"concurrency": int, "kill_grace": float, "poll_interval": float}
 LOST = "lost: the process ended while the server was away and left no exit status"
+PREWARM_POLL = 1.0  # seconds between asking the dataset backend where prewarms stand
+PREWARM_CHECK_TIMEOUT = 10.0  # a slow dataset backend must not stall the scheduler longer
+NO_GATE = "this server has no dataset backend to prewarm with or release a cache through"
 
 
 def _cpus() -> int:
@@ -92,6 +102,8 @@ class LocalJobBackend(JobBackend):
 
     kind = "local"
     supports_after_jobs = True
+    # Set by the job service (from the server's dataset backend); None: no prewarm here.
+    prewarm_gate: PrewarmGate | None = None
 
     def __init__(
         self,
@@ -115,6 +127,9 @@ class LocalJobBackend(JobBackend):
         self._wake: asyncio.Event | None = None
         self._scheduler: asyncio.Task[None] | None = None
         self._workspace_ready = False
+        self._prewarm: dict[str, tuple[PrewarmVerdict, str]] = {}  # job id -> the gate's word
+        self._prewarm_due = 0.0  # when to ask the gate again (monotonic)
+        self._releases: set[asyncio.Task[None]] = set()
 
     @classmethod
     def from_settings(cls, settings: JobSettings) -> Self:
@@ -133,6 +148,7 @@ class LocalJobBackend(JobBackend):
             for job_id in spec.afterJobs:
                 if self._lookup(job_id) is None:
                     raise JobError(f"job {spec.name!r}: afterJobs names no job {job_id!r}")
+        await self._start_prewarms(submission)
         jobs = self._new_jobs(submission)
         self.store.add(jobs, key)
         for job in jobs:
@@ -170,6 +186,8 @@ class LocalJobBackend(JobBackend):
 
     async def close(self) -> None:
         """Stop watching; the jobs' processes keep running (a restart re-attaches them)."""
+        if self._releases:
+            await asyncio.gather(*self._releases, return_exceptions=True)
         if self._scheduler is not None:
             self._scheduler.cancel()
             try:
@@ -251,6 +269,7 @@ class LocalJobBackend(JobBackend):
         while True:
             self._wake.clear()
             try:
+                await self._check_prewarms()
                 self._tick(time.time())
             except Exception:  # a bug must not stop every job from being watched
                 log.exception("local jobs: the scheduler's step failed")
@@ -279,10 +298,14 @@ class LocalJobBackend(JobBackend):
         for job in changed.values():
             self._refresh(job)
         self.store.save(changed.values())
-        for job in list(active.values()):
-            if job.settled:
-                self._finished[job.id] = (job.record.name, job.record.state)
-                del active[job.id]
+        settled = [job for job in active.values() if job.settled]
+        for job in settled:
+            self._finished[job.id] = (job.record.name, job.record.state)
+            self._prewarm.pop(job.id, None)
+            del active[job.id]
+        for job in settled:
+            if job.spec.releaseCache:
+                self._release_later(job)
 
     def _advance(self, job: LocalJob, now: float, running: int) -> tuple[bool, int]:
         """Cancel, keep waiting, or start the job's due tasks: (changed, processes started)."""
@@ -290,10 +313,17 @@ class LocalJobBackend(JobBackend):
         if verdict == "cancel":
             self._cancel(job, why, now)
             return True, 0
-        if verdict == "wait":
+        prewarm, prewarm_why = self._prewarm_verdict(job)
+        if prewarm == "fail":
+            self._fail_queued(job, prewarm_why, now)
+            return True, 0
+        if verdict == "wait" or prewarm == "wait":
+            why = "; ".join(w for w in (why, prewarm_why) if w)
             changed, job.waiting = job.waiting != why, why
             return changed, 0
         changed, started = False, 0
+        if job.spec.prewarm and not job.prewarmed:
+            job.prewarmed = changed = True
         for task in job.tasks:
             if task.state != "queued" or task.not_before > now:
                 continue
@@ -305,6 +335,75 @@ class LocalJobBackend(JobBackend):
             started += task.pid is not None
             changed = True
         return changed, started
+
+    # --- run after prewarm --------------------------------------------------------------
+
+    async def _start_prewarms(self, submission: Submission) -> None:
+        """Prewarm the datasets of the submission's ``prewarm`` jobs (JobError: none made)."""
+        wanted = [n for spec in submission.jobs if spec.prewarm for n in spec.datasets]
+        releasing = any(spec.releaseCache for spec in submission.jobs)
+        if (wanted or releasing) and self.prewarm_gate is None:
+            raise JobError(f"prewarm and releaseCache: {NO_GATE}")
+        if wanted:
+            assert self.prewarm_gate is not None
+            await self.prewarm_gate.start(wanted)
+            self._prewarm_due = 0.0  # ask at once: a completed prewarm starts the job now
+
+    async def _check_prewarms(self) -> None:
+        """Ask the gate where the prewarms of waiting ``prewarm`` jobs stand (throttled)."""
+        if time.monotonic() < self._prewarm_due:
+            return
+        self._prewarm_due = time.monotonic() + max(self.poll_interval, PREWARM_POLL)
+        for job in list((self._active or {}).values()):
+            if not job.spec.prewarm or job.prewarmed or job.record.done or job.cancelled:
+                continue
+            if self.prewarm_gate is None:  # e.g. restarted without a dataset backend
+                self._prewarm[job.id] = ("fail", f"prewarm: {NO_GATE}")
+                continue
+            try:
+                check = self.prewarm_gate.done(job.spec.datasets)
+                self._prewarm[job.id] = await asyncio.wait_for(check, PREWARM_CHECK_TIMEOUT)
+            except Exception as error:  # the dataset backend's trouble: keep waiting
+                log.exception("local jobs: the prewarm of %s could not be checked", job.id)
+                why = str(error) or type(error).__name__
+                self._prewarm[job.id] = ("wait", f"waiting for the prewarm (not checked: {why})")
+
+    def _prewarm_verdict(self, job: LocalJob) -> tuple[PrewarmVerdict, str]:
+        if not job.spec.prewarm or job.prewarmed:
+            return "run", ""
+        names = ", ".join(job.spec.datasets)
+        return self._prewarm.get(job.id, ("wait", f"waiting for the prewarm of {names}"))
+
+    def _fail_queued(self, job: LocalJob, reason: str, now: float) -> None:
+        """Fail a job none of whose tasks started (its prewarm failed)."""
+        for task in job.tasks:
+            if not task.final:
+                task.state, task.reason, task.finished = "failed", reason, now
+
+    def _release_later(self, job: LocalJob) -> None:
+        """Release the ended job's datasets that no unfinished job uses, in the background."""
+        in_use = {name for other in (self._active or {}).values() for name in other.spec.datasets}
+        names = [name for name in job.spec.datasets if name not in in_use]
+        kept = [name for name in job.spec.datasets if name in in_use]
+        notes = [f"{name}: kept, another unfinished job uses it" for name in kept]
+        task = asyncio.create_task(self._release(job, names, notes))
+        self._releases.add(task)
+        task.add_done_callback(self._releases.discard)
+
+    async def _release(self, job: LocalJob, names: list[str], notes: list[str]) -> None:
+        try:
+            if names and self.prewarm_gate is not None:
+                notes = [*await self.prewarm_gate.release(names), *notes]
+            elif names:
+                notes.append(f"not released: {NO_GATE}")
+        except Exception as error:  # reported in the job's log
+            log.exception("local jobs: releasing the cache of %s failed", job.id)
+            notes.append(f"releasing the cache failed: {error}")
+        log.info("local jobs: %s: releaseCache: %s", job.id, "; ".join(notes))
+        path = self.workspace / job_dir(job.id) / log_name(job.spec, 0)
+        if path.parent.is_dir():
+            text = "".join(f"--- codespace: releaseCache: {note}\n" for note in notes)
+            await asyncio.to_thread(_append, path, text)
 
     def _state_of(self, job_id: str) -> tuple[str, str] | None:
         active = self._active or {}
@@ -428,3 +527,8 @@ class LocalJobBackend(JobBackend):
                 exclude.parent.mkdir(exist_ok=True)
                 exclude.write_text(updated, encoding="utf-8")
         self._workspace_ready = True
+
+
+def _append(path: Path, text: str) -> None:
+    with open(path, "a", encoding="utf-8") as out:
+        out.write(text)

@@ -6,7 +6,9 @@ One vocabulary for every backend (local processes, Slurm, Argo Workflows): a job
 environment (its launch plan's) with its datasets. ``resources`` use the ``.codespace``
 spec's words (``cpu``, ``memory``, ``gpu``) plus a ``timeLimit``. A :class:`Submission` is one
 or more jobs; ``after`` names other jobs of the same submission (a DAG) and
-``idempotencyKey`` makes a retried submission return the jobs it already made.
+``idempotencyKey`` makes a retried submission return the jobs it already made. ``prewarm``
+starts a job only once its datasets' prewarm (a local cache copy, a Fluid ``DataLoad``) has
+completed; ``releaseCache`` drops the cached copy after the job ends.
 
 The kernel-side SDK (:mod:`codespace.jobs`) never imports this module (no pydantic there).
 """
@@ -98,6 +100,13 @@ class JobSpec(_Model):
         description="ids of the owner's earlier jobs (same backend) that must succeed first",
     )
     backend: str | None = Field(None, description="a configured backend; default: the site's")
+    prewarm: bool = Field(
+        False,
+        description="prewarm the job's datasets first; the job starts when their prewarm completes",
+    )
+    releaseCache: bool = Field(
+        False, description="after the job ends, release the datasets' cached copy"
+    )
 
     @field_validator("name")
     @classmethod
@@ -131,6 +140,9 @@ class JobSpec(_Model):
             raise ValueError("parameters are for a notebook job")
         if self.notebook is not None and not self.notebook.endswith(".ipynb"):
             raise ValueError(f"notebook {self.notebook!r} is not an .ipynb file")
+        for flag in ("prewarm", "releaseCache"):
+            if getattr(self, flag) and not self.datasets:
+                raise ValueError(f"{flag} needs datasets: name the datasets to {flag}")
         return self
 
 

@@ -60,6 +60,8 @@ class JobSpec(_Record):
     after: tuple[str, ...] = ()
     afterJobs: tuple[str, ...] = ()
     backend: str | None = None
+    prewarm: bool = False  # the job starts when its datasets' prewarm has completed
+    releaseCache: bool = False  # the datasets' cached copy is released after the job
 
     @classmethod
     def _convert(cls, values: dict[str, Any]) -> dict[str, Any]:

@@ -71,6 +71,7 @@ class LocalJob:
     after: list[str] = field(default_factory=list)  # ids of jobs that must succeed first
     cancelled: str | None = None  # the reason, once cancel() was called
     waiting: str = ""  # why a queued job has not started
+    prewarmed: bool = False  # its datasets' prewarm completed (a ``prewarm`` job may start)
 
     @property
     def spec(self) -> JobSpec:
@@ -91,6 +92,7 @@ class LocalJob:
             "after": self.after,
             "cancelled": self.cancelled,
             "waiting": self.waiting,
+            "prewarmed": self.prewarmed,
         }
 
     @classmethod
@@ -101,6 +103,7 @@ class LocalJob:
             after=list(data.get("after", [])),
             cancelled=data.get("cancelled"),
             waiting=data.get("waiting", ""),
+            prewarmed=bool(data.get("prewarmed", False)),
         )
 
 

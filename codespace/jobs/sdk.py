@@ -56,6 +56,8 @@ def job_spec(
     array: int | None = None,
     retries: int = 0,
     after: Sequence[Job | str] | None = None,
+    prewarm: bool = False,
+    release_cache: bool = False,
 ) -> dict[str, Any]:
     """The JSON job spec ``submit`` sends (also used by the CLI); unset keys are left out,
     so the codespace's ``jobs:`` defaults apply to them."""
@@ -75,6 +77,8 @@ def job_spec(
         "array": array,
         "retries": retries or None,
         "afterJobs": [j.id if isinstance(j, Job) else str(j) for j in after] if after else None,
+        "prewarm": True if prewarm else None,
+        "releaseCache": True if release_cache else None,
     }
     spec.update({key: value for key, value in optional.items() if value is not None})
     return spec
@@ -161,6 +165,8 @@ def submit(
     retries: int = 0,
     after: Sequence[Job | str] | None = None,
     args: Sequence[str] | None = None,
+    prewarm: bool = False,
+    release_cache: bool = False,
     client: CodespaceClient | None = None,
 ) -> Job:
     """Submit one job: an argv ``command``, a workspace ``script`` (with ``args``), or a
@@ -168,6 +174,8 @@ def submit(
 
     ``resources``: ``{"cpu": 2, "memory": "8Gi", "gpu": 1, "timeLimit": "2h"}``; ``after``:
     jobs (or ids) that must succeed first; ``backend``: a configured backend by name.
+    ``prewarm=True``: the job starts once its ``datasets`` are prewarmed (a cached copy, a
+    Fluid DataLoad); ``release_cache=True``: their cached copy is released after it ends.
     One idempotency key per call: a retried request never makes a second job.
     """
     spec = job_spec(
@@ -184,6 +192,8 @@ def submit(
         array=array,
         retries=retries,
         after=after,
+        prewarm=prewarm,
+        release_cache=release_cache,
     )
     api = _client(client)
     [record] = api.submit_jobs({"jobs": [spec]})

@@ -11,7 +11,10 @@ start imports no engine client. The service:
 - routes a submission to the backend its jobs name (default: the site's), refusing a name
   that is not configured (the message lists the configured ones);
 - finds a job by id across the backends (another user's id is :class:`JobNotFound`);
-- lists every backend's jobs, newest first.
+- lists every backend's jobs, newest first;
+- gives the backends that can wait for a prewarm (an attribute ``prewarm_gate``: the local
+  one) its :class:`~codespace.jobs.prewarm.PrewarmGate` over the server's dataset backend,
+  when the server extension passed one (``prewarm_gate=``).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from pydantic import ValidationError
 
 from codespace.jobs.backend import BackendUnavailable, JobBackend, JobError, JobNotFound
 from codespace.jobs.models import JobRecord, Submission
+from codespace.jobs.prewarm import PrewarmGate
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +95,7 @@ class JobService:
         factories: Mapping[str, Callable[[], JobBackend]],
         default: str,
         defaults: Callable[[], Mapping[str, Any]] = dict,
+        prewarm_gate: PrewarmGate | None = None,
     ) -> None:
         if default not in factories:
             configured = ", ".join(factories) or "none"
@@ -98,6 +103,7 @@ class JobService:
         self.factories = dict(factories)
         self.default = default
         self.defaults = defaults
+        self.prewarm_gate = prewarm_gate
         self._built: dict[str, JobBackend] = {}
         self._owners: dict[str, str] = {}  # job id -> backend name, as seen
 
@@ -115,6 +121,9 @@ class JobService:
             except Exception as error:  # the site's configuration or engine, not the request
                 log.exception("job backend %s could not be built", name)
                 raise BackendUnavailable(f"backend {name!r} is unavailable: {error}") from error
+            built = self._built[name]
+            if self.prewarm_gate is not None and hasattr(built, "prewarm_gate"):
+                built.prewarm_gate = self.prewarm_gate
         return self._built[name]
 
     async def submit(self, body: Any) -> builtins.list[JobRecord]:

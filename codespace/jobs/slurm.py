@@ -92,6 +92,19 @@ SEEN_REFRESH = 30.0  # seconds between writes of "Slurm still lists it" for an u
 # purged: Slurm keeps a finished or cancelled job for MinJobAge (300 s by default) at least.
 PURGE_SAFE = 240.0
 NEVER_STARTED = "lost: Slurm no longer knows the job and it never started"
+NO_PREWARM = (
+    "is not supported by the Slurm backend: a batch job cannot wait for a dataset's cache copy "
+    "here; prewarm the dataset first (codespace datasets prewarm NAME), or use the local or "
+    "Argo backend"
+)
+
+
+def refuse_prewarm(submission: Submission) -> None:
+    """JobError for a job asking for ``prewarm`` or ``releaseCache`` (before anything is made)."""
+    for job in submission.jobs:
+        for flag in ("prewarm", "releaseCache"):
+            if getattr(job, flag):
+                raise JobError(f"job {job.name!r}: {flag} {NO_PREWARM}")
 
 
 def read_markers(directory: Path) -> Markers:
@@ -186,6 +199,7 @@ class SlurmBackend(JobBackend):
     # --- the interface ----------------------------------------------------------------------
 
     async def submit(self, submission: Submission) -> list[JobRecord]:
+        refuse_prewarm(submission)
         key = submission.idempotencyKey
         lock = self._lock(f"key:{key}") if key else contextlib.nullcontext()
         async with lock:
