@@ -169,6 +169,9 @@ class RuntimePlan:
 
 @dataclass(frozen=True)
 class LaunchPlan:
+    """What one codespace is, for one target (see the module docstring); each mode renders
+    it, and :meth:`runtime` is the part the running codespace applies."""
+
     target: Target
     repo: str
     ref: str | None
