@@ -47,7 +47,7 @@ from typing import Any
 from codespace.datasets.fluid_objects import dataload_manifest, dataload_name
 from codespace.datasets.mounts import DATASETS_ENV, DatasetMount
 from codespace.jobs.backend import JobError
-from codespace.jobs.models import JOBS_DIR, JobSpec, Submission, seconds
+from codespace.jobs.models import JOBS_DIR, JobSpec, Submission, job_dir, seconds
 from codespace.kube.config import GpuConfig, Profile
 from codespace.kube.datasets import dataset_mounts
 from codespace.kube.gpu import GpuPlan, GpuUnsatisfiable, choose_profile, plan_gpu_for
@@ -140,11 +140,6 @@ def output_notebook(job: JobSpec, ident: str, index: int | str | None = None) ->
     stem = posixpath.splitext(posixpath.basename(job.notebook))[0]
     suffix = "" if index is None else f"-{index}"
     return f"{job_dir(ident)}/{stem}{suffix}.ipynb"
-
-
-def job_dir(ident: str) -> str:
-    """The job's directory, relative to the workspace (its executed notebooks)."""
-    return f"{OUTPUT_DIR}/{ident}"
 
 
 def program(job: JobSpec, ident: str, env: Mapping[str, str]) -> list[str]:

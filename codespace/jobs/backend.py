@@ -17,13 +17,16 @@ Every backend:
 
 from __future__ import annotations
 
+import secrets
+import sqlite3
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Self
 
-from codespace.jobs.models import JobRecord, Submission
+from codespace.jobs.models import JobRecord, Submission, log_path, output_notebook
 
 
 class JobError(Exception):
@@ -85,3 +88,40 @@ class JobBackend(ABC):
 
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections and tasks (the server is stopping)."""
+
+
+def open_store(path: Path, schema: str) -> sqlite3.Connection:
+    """A backend's SQLite state file: WAL, autocommit (one short transaction per change),
+    shared by the server's threads, with ``schema`` applied."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.execute("PRAGMA busy_timeout=5000")
+    db.executescript(schema)
+    return db
+
+
+def new_records(
+    submission: Submission, owner: str, kind: str, reason: str = ""
+) -> tuple[dict[str, str], list[JobRecord]]:
+    """Fresh ids (``<kind>-<hex>``, by job name) and queued records for a submission's jobs."""
+    now = datetime.now(UTC)
+    submission_id = f"s-{secrets.token_hex(6)}"
+    ids = {spec.name: f"{kind}-{secrets.token_hex(6)}" for spec in submission.jobs}
+    records = [
+        JobRecord(
+            id=ids[spec.name],
+            name=spec.name,
+            owner=owner,
+            backend=spec.backend or kind,
+            submission=submission_id,
+            submitted=now,
+            reason=reason,
+            logPath=log_path(ids[spec.name], spec),
+            outputNotebook=output_notebook(ids[spec.name], spec),
+            spec=spec,
+        )
+        for spec in submission.jobs
+    ]
+    return ids, records

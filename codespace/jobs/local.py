@@ -28,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import secrets
 import signal
 import subprocess
 import sys
@@ -39,24 +38,19 @@ from typing import Any, Self
 
 from codespace.git import with_excludes
 from codespace.jobs import processes
-from codespace.jobs.backend import JobBackend, JobError, JobNotFound, JobSettings
-from codespace.jobs.models import JobRecord, Submission
+from codespace.jobs.backend import JobBackend, JobError, JobNotFound, JobSettings, new_records
+from codespace.jobs.models import JOBS_DIR, JobRecord, Submission, job_dir, log_name
 from codespace.jobs.prewarm import PrewarmGate, PrewarmVerdict
 from codespace.jobs.runner import (
     GIT_EXCLUDE,
-    JOBS_DIR,
     LocalJob,
     ProgramError,
     Task,
     dependency_verdict,
     exit_reason,
-    job_dir,
     job_environment,
-    log_name,
-    log_path,
     new_tasks,
     normalize_exit,
-    output_notebook,
     program,
     retry_delay,
     summarize,
@@ -217,26 +211,15 @@ class LocalJobBackend(JobBackend):
         return job
 
     def _new_jobs(self, submission: Submission) -> list[LocalJob]:
-        now = datetime.now(UTC)
-        submission_id = f"s-{secrets.token_hex(6)}"
-        ids = {spec.name: f"local-{secrets.token_hex(6)}" for spec in submission.jobs}
-        jobs = []
-        for spec in submission.jobs:
-            job_id = ids[spec.name]
-            record = JobRecord(
-                id=job_id,
-                name=spec.name,
-                owner=self.owner,
-                backend=spec.backend or self.kind,
-                submission=submission_id,
-                submitted=now,
-                logPath=log_path(job_id, spec),
-                outputNotebook=output_notebook(job_id, spec),
-                spec=spec,
+        ids, records = new_records(submission, self.owner, self.kind)
+        return [
+            LocalJob(
+                record=record,
+                tasks=new_tasks(record.spec),
+                after=[ids[name] for name in record.spec.after] + list(record.spec.afterJobs),
             )
-            after = [ids[name] for name in spec.after] + list(spec.afterJobs)
-            jobs.append(LocalJob(record=record, tasks=new_tasks(spec), after=after))
-        return jobs
+            for record in records
+        ]
 
     def _refresh(self, job: LocalJob) -> None:
         job.record = job.record.model_copy(update=summarize(job))

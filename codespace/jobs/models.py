@@ -189,6 +189,32 @@ def topological_order(jobs: list[JobSpec]) -> list[JobSpec]:
     return order
 
 
+# --- where a job's files go, in the workspace (the same for every backend) ---------------------
+
+
+def job_dir(job_id: str) -> str:
+    """The job's directory, relative to the workspace."""
+    return f"{JOBS_DIR}/{job_id}"
+
+
+def log_name(spec: JobSpec, index: int | str) -> str:
+    return f"output-{index}.log" if spec.array else "output.log"
+
+
+def log_path(job_id: str, spec: JobSpec) -> str:
+    """The record's ``logPath``: the log file, or for an array the directory of its logs."""
+    return job_dir(job_id) if spec.array else f"{job_dir(job_id)}/output.log"
+
+
+def output_notebook(job_id: str, spec: JobSpec, index: int | str = 0) -> str | None:
+    """Where papermill writes the executed notebook (for an array: task ``index``'s)."""
+    if spec.notebook is None:
+        return None
+    stem = PurePosixPath(spec.notebook).stem
+    name = f"{stem}-{index}.ipynb" if spec.array else f"{stem}.ipynb"
+    return f"{job_dir(job_id)}/{name}"
+
+
 class JobRecord(_Model):
     """A job as a backend knows it."""
 

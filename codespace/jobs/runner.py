@@ -21,10 +21,17 @@ import signal
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any, Literal
 
-from codespace.jobs.models import JOBS_DIR, JobRecord, JobSpec, seconds
+from codespace.jobs.models import (
+    JOBS_DIR,
+    JobRecord,
+    JobSpec,
+    job_dir,
+    output_notebook,
+    seconds,
+)
 
 GIT_EXCLUDE = f"/{JOBS_DIR}/"
 KERNEL = "codespace"  # the repository environment's kernelspec (found through JUPYTER_PATH)
@@ -112,29 +119,6 @@ def new_tasks(spec: JobSpec) -> list[Task]:
 
 
 # --- files ------------------------------------------------------------------------------
-
-
-def job_dir(job_id: str) -> str:
-    """The job's directory, relative to the workspace."""
-    return f"{JOBS_DIR}/{job_id}"
-
-
-def log_name(spec: JobSpec, index: int) -> str:
-    return f"output-{index}.log" if spec.array else "output.log"
-
-
-def log_path(job_id: str, spec: JobSpec) -> str:
-    """The record's ``logPath``: the log file, or for an array the directory of its logs."""
-    return job_dir(job_id) if spec.array else f"{job_dir(job_id)}/output.log"
-
-
-def output_notebook(job_id: str, spec: JobSpec, index: int = 0) -> str | None:
-    """Where papermill writes the executed notebook (for an array: task ``index``'s)."""
-    if spec.notebook is None:
-        return None
-    stem = PurePosixPath(spec.notebook).stem
-    name = f"{stem}-{index}.ipynb" if spec.array else f"{stem}.ipynb"
-    return f"{job_dir(job_id)}/{name}"
 
 
 # --- what to run --------------------------------------------------------------------------

@@ -47,7 +47,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import secrets
 import sys
 import time
 from datetime import UTC, datetime
@@ -61,8 +60,9 @@ from codespace.jobs.backend import (
     JobError,
     JobNotFound,
     JobSettings,
+    new_records,
 )
-from codespace.jobs.models import JobRecord, Submission
+from codespace.jobs.models import JOBS_DIR, JobRecord, Submission, job_dir, log_name
 from codespace.jobs.slurm_client import (
     SlurmClient,
     SlurmRefused,
@@ -71,14 +71,9 @@ from codespace.jobs.slurm_client import (
     parse_options,
 )
 from codespace.jobs.slurm_payload import (
-    JOBS_DIR,
     KERNEL,
     Site,
     comment,
-    job_dir,
-    log_name,
-    log_path,
-    output_notebook,
     slurm_job,
 )
 from codespace.jobs.slurm_states import Markers, SlurmTask, TaskView, summarize, task_view
@@ -288,30 +283,18 @@ class SlurmBackend(JobBackend):
         return [self._entry(job_id).record for job_id in ids]
 
     def _new_entries(self, submission: Submission) -> list[Entry]:
-        now = datetime.now(UTC)
-        submission_id = f"s-{secrets.token_hex(6)}"
-        ids = {spec.name: f"slurm-{secrets.token_hex(6)}" for spec in submission.jobs}
-        entries = []
-        for spec in submission.jobs:
-            earlier = list(spec.afterJobs)  # jobs of earlier submissions (same backend)
-            for job_id in earlier:
+        for spec in submission.jobs:  # jobs of earlier submissions (same backend)
+            for job_id in spec.afterJobs:
                 if self.store.get(self.owner, job_id) is None:
                     raise JobError(f"job {spec.name!r}: afterJobs names no job {job_id!r}")
-            job_id = ids[spec.name]
-            record = JobRecord(
-                id=job_id,
-                name=spec.name,
-                owner=self.owner,
-                backend=spec.backend or self.kind,
-                submission=submission_id,
-                submitted=now,
-                reason="submitting to Slurm",
-                logPath=log_path(job_id, spec),
-                outputNotebook=output_notebook(job_id, spec),
-                spec=spec,
+        ids, records = new_records(submission, self.owner, self.kind, reason="submitting to Slurm")
+        return [
+            Entry(
+                record,
+                after=[ids[name] for name in record.spec.after] + list(record.spec.afterJobs),
             )
-            entries.append(Entry(record, after=[ids[name] for name in spec.after] + earlier))
-        return entries
+            for record in records
+        ]
 
     def _prepare(self, entries: list[Entry]) -> None:
         """The jobs' directories (the job writes there as the workspace's owner) and the

@@ -39,7 +39,13 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
 
-from codespace.jobs.models import JOBS_DIR, JobSpec, seconds
+from codespace.jobs.models import (
+    JobSpec,
+    job_dir,
+    log_name,
+    output_notebook,
+    seconds,
+)
 from codespace.kube.quantity import to_mib
 
 KERNEL = "codespace"
@@ -48,32 +54,9 @@ KILL_GRACE = 10  # seconds between SIGTERM and SIGKILL when the time limit is re
 SLURM_MARGIN = 60  # seconds added to Slurm's own (minute-rounded) time limit
 
 
-def job_dir(job_id: str) -> str:
-    """The job's directory, relative to the workspace."""
-    return f"{JOBS_DIR}/{job_id}"
-
-
 def comment(job_id: str) -> str:
     """The Slurm comment that names the platform's job (how a job is found again)."""
     return f"{COMMENT_PREFIX}{job_id}"
-
-
-def log_name(spec: JobSpec, index: int | str) -> str:
-    return f"output-{index}.log" if spec.array else "output.log"
-
-
-def log_path(job_id: str, spec: JobSpec) -> str:
-    """The record's ``logPath``: the log file, or for an array the directory of its logs."""
-    return job_dir(job_id) if spec.array else f"{job_dir(job_id)}/output.log"
-
-
-def output_notebook(job_id: str, spec: JobSpec, index: int | str = 0) -> str | None:
-    """Where papermill writes the executed notebook (for an array: task ``index``'s)."""
-    if spec.notebook is None:
-        return None
-    stem = PurePosixPath(spec.notebook).stem
-    name = f"{stem}-{index}.ipynb" if spec.array else f"{stem}.ipynb"
-    return f"{job_dir(job_id)}/{name}"
 
 
 # --- the job as Slurm is asked to run it -----------------------------------------------------

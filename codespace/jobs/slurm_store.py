@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from codespace.jobs.backend import open_store
 from codespace.jobs.models import JobRecord
 
 SCHEMA = """
@@ -68,13 +69,8 @@ class SlurmStore:
     """Every owner's Slurm jobs in one file; WAL, one short transaction per change."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.execute("PRAGMA busy_timeout=5000")
-        self.db.executescript(SCHEMA)
+        self.db = open_store(path, SCHEMA)
 
     def close(self) -> None:
         self.db.close()

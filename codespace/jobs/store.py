@@ -10,10 +10,10 @@ event loop.
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterable
 from pathlib import Path
 
+from codespace.jobs.backend import open_store
 from codespace.jobs.models import JobRecord
 from codespace.jobs.runner import LocalJob
 
@@ -41,13 +41,8 @@ class JobStore:
     """Jobs of every owner in one file; each query names the owner."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.execute("PRAGMA busy_timeout=5000")
-        self.db.executescript(SCHEMA)
+        self.db = open_store(path, SCHEMA)
 
     def close(self) -> None:
         self.db.close()
