@@ -176,4 +176,7 @@ def _error_message(body: bytes, reason: str) -> str:
         data = json.loads(body)
     except ValueError:
         return reason
-    return str(data.get("message") or reason) if isinstance(data, dict) else reason
+    if not isinstance(data, dict):
+        return reason
+    # ours: {"message"}; a model server's answer passed through (MLServer, KServe): {"error"}
+    return str(data.get("message") or data.get("error") or reason)

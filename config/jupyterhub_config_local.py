@@ -4,6 +4,8 @@
 #   CODESPACE_HUB_IP/PORT    where the proxy listens (default 127.0.0.1:8000); the proxy's
 #                            API and the hub use the next two ports on 127.0.0.1
 #                            (CODESPACE_HUB_PROXY_API_PORT, CODESPACE_HUB_HUB_PORT)
+#                            the deploy service listens on the third port after it
+#                            (CODESPACE_HUB_DEPLOY_PORT)
 #   CODESPACE_HUB_ADMIN_USERS comma-separated admin user names (default admin)
 #   CODESPACE_HUB_ADMIN_TOKEN optional: an admin service token for automation
 #   CODESPACE_HUB_REPO_ROOTS  directories (os.pathsep-separated) for local repositories
@@ -11,8 +13,10 @@
 #   CODESPACE_HUB_DATASET_CATALOG optional: the dataset catalog (YAML); default
 #                            <data dir>/datasets.yaml when that file exists
 import os
+import sys
 from pathlib import Path
 
+from codespace.local.isolation import host_env
 from hub.app import secret_file
 from hub.home import configure_home
 
@@ -64,18 +68,57 @@ c.Authenticator.admin_users = {
 }
 c.Authenticator.allow_all = True
 
+# -- deployments: the hub's deploy service (local model endpoints, hub/deploy/app.py) ------
+# It listens on the port after the hub's (127.0.0.1); the proxy serves it at
+# /services/codespace-deploy/. Every user, and every codespace server's token, may call it;
+# the service itself lets a user see and call only their own deployments.
+DEPLOY = "codespace-deploy"
+deploy_port = int(os.environ.get("CODESPACE_HUB_DEPLOY_PORT", c.JupyterHub.port + 3))
+public_host = "127.0.0.1" if c.JupyterHub.ip in ("", "0.0.0.0") else c.JupyterHub.ip  # noqa: S104
+c.JupyterHub.services = [
+    {
+        "name": DEPLOY,
+        "url": f"http://127.0.0.1:{deploy_port}",
+        "command": [sys.executable, "-m", "hub.deploy.app"],
+        "cwd": str(data_dir),
+        "environment": {
+            **host_env(os.environ),  # package indexes and CA bundles for serving environments
+            "CODESPACE_HUB_DATA_DIR": str(data_dir),
+            "CODESPACE_HUB_SANDBOX": os.environ.get("CODESPACE_HUB_SANDBOX", "1"),
+            "CODESPACE_DEPLOY_PUBLIC_URL": (
+                f"http://{public_host}:{c.JupyterHub.port}/services/{DEPLOY}/"
+            ),
+        },
+        "display": False,
+    }
+]
+c.JupyterHub.load_roles = [
+    {"name": "user", "scopes": ["self", f"access:services!service={DEPLOY}"]},
+    {
+        "name": "server",
+        "scopes": [
+            "users:activity!user",
+            "access:servers!server",
+            f"access:services!service={DEPLOY}",
+        ],
+    },
+]
+c.Spawner.environment = {
+    "CODESPACE_DEPLOY_URL": f"http://127.0.0.1:{deploy_port}/services/{DEPLOY}/"
+}
+
 # -- automation: an admin service token, when one is given --------------------------------
 admin_token = os.environ.get("CODESPACE_HUB_ADMIN_TOKEN")
 if admin_token:
-    c.JupyterHub.services = [{"name": "codespace-admin", "api_token": admin_token}]
-    c.JupyterHub.load_roles = [
+    c.JupyterHub.services.append({"name": "codespace-admin", "api_token": admin_token})
+    c.JupyterHub.load_roles.append(
         {
             "name": "codespace-admin",
             "description": "manage users and their codespaces (automation)",
             "scopes": ["admin:users", "admin:servers", "access:servers", "read:hub"],
             "services": ["codespace-admin"],
         }
-    ]
+    )
 
 # -- codespaces ---------------------------------------------------------------------------
 c.JupyterHub.spawner_class = "spawner.local.LocalCodespaceSpawner"

@@ -23,10 +23,13 @@ from traitlets.utils.importstring import import_item
 from codespace.datasets.backend import DatasetBackend, DatasetSettings
 from codespace.datasets.catalog import catalog_path
 from codespace.datasets.local import LocalBackend
+from codespace.deploy.backend import DeployBackend, DeployError, DeploySettings
+from codespace.deploy.service import DeployService
 from codespace.jobs.backend import JobBackend, JobError, JobSettings
 from codespace.jobs.prewarm import DatasetPrewarmGate
 from codespace.jobs.service import JobService
 from extensions.datasets_handlers import dataset_handlers
+from extensions.deploy_handlers import deploy_handlers
 from extensions.jobs_handlers import job_handlers
 from extensions.session_handlers import session_handlers
 
@@ -43,7 +46,7 @@ DATASET_BACKENDS = {
 
 
 class CodespaceExtension(ExtensionApp):
-    """REST API for datasets and jobs (and, later, deployments) inside a codespace."""
+    """REST API for datasets, jobs and deployments inside a codespace."""
 
     name = "codespace"
     load_other_extensions = True
@@ -117,6 +120,26 @@ class CodespaceExtension(ExtensionApp):
         "{'local': {'concurrency': 4}}.",
     )
 
+    deploy_backends = Dict(
+        {"local": "codespace.deploy.local.LocalDeployBackend"},
+        config=True,
+        help="The deploy backends, all active at once: name -> a DeployBackend subclass or "
+        "its import string, each built on first use with from_settings(DeploySettings). A "
+        "deployment's 'backend' picks one by name. Ours: "
+        "codespace.deploy.local.LocalDeployBackend (model servers behind the hub; the "
+        "default), plus the KServe backend.",
+    )
+    default_deploy_backend = Unicode(
+        "local",
+        config=True,
+        help="The deploy backend (a name in deploy_backends) for deployments that name none, "
+        "unless the codespace's .codespace 'deploy:' key sets a backend.",
+    )
+    deploy_backend_options = Dict(
+        config=True,
+        help="Per deploy backend, its own settings (DeploySettings.options): name -> mapping.",
+    )
+
     @default("dataset_cache_dir")
     def _default_cache_dir(self) -> str:
         base = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
@@ -178,16 +201,25 @@ class CodespaceExtension(ExtensionApp):
             mount_paths=self.dataset_mount_paths,
         )
 
-    def job_defaults(self) -> dict[str, Any]:
-        """The workspace's ``.codespace`` ``jobs:`` key (empty when it does not resolve)."""
+    def spec_defaults(self, key: str) -> dict[str, Any]:
+        """The workspace's ``.codespace`` ``jobs:`` or ``deploy:`` key (empty when the spec
+        does not resolve)."""
         from codespace.resolve import resolve  # on first use: not at server start
         from codespace.spec.errors import SpecError
 
         try:
-            return dict(resolve(self.workspace).codespace.jobs)
+            return dict(getattr(resolve(self.workspace).codespace, key))
         except (SpecError, OSError, ValueError) as error:  # a broken spec: no defaults
-            self.log.warning("codespace: no job defaults from %s: %s", self.workspace, error)
+            self.log.warning("codespace: no %s defaults from %s: %s", key, self.workspace, error)
             return {}
+
+    def job_defaults(self) -> dict[str, Any]:
+        """The workspace's ``.codespace`` ``jobs:`` key (empty when it does not resolve)."""
+        return self.spec_defaults("jobs")
+
+    def deploy_defaults(self) -> dict[str, Any]:
+        """The workspace's ``.codespace`` ``deploy:`` key (empty when it does not resolve)."""
+        return self.spec_defaults("deploy")
 
     def job_settings(self, name: str) -> JobSettings:
         return JobSettings(
@@ -224,6 +256,41 @@ class CodespaceExtension(ExtensionApp):
         gate = DatasetPrewarmGate(self.datasets)
         return JobService(factories, default, self.job_defaults, prewarm_gate=gate)
 
+    def deploy_settings(self, name: str) -> DeploySettings:
+        return DeploySettings(
+            workspace=Path(self.workspace),
+            owner=os.environ.get("JUPYTERHUB_USER") or getpass.getuser(),
+            environment=dict(os.environ),
+            defaults=self.deploy_defaults(),
+            options=dict(self.deploy_backend_options.get(name) or {}),
+        )
+
+    def build_deploy_backend(self, name: str) -> DeployBackend:
+        """The deploy backend configured as ``name`` (called on its first use)."""
+        target = self.deploy_backends[name]
+        cls = import_item(target) if isinstance(target, str) else target
+        if not (isinstance(cls, type) and issubclass(cls, DeployBackend)):
+            raise DeployError(
+                f"CodespaceExtension.deploy_backends[{name!r}] is not a DeployBackend"
+            )
+        return self.build_backend(cls, self.deploy_settings(name))
+
+    def deploy_service(self) -> DeployService:
+        default = self.default_deploy_backend
+        if default not in self.deploy_backends and self.deploy_backends:
+            fallback = next(iter(self.deploy_backends))
+            self.log.error(
+                "codespace: default_deploy_backend %r is not in deploy_backends; using %r",
+                default,
+                fallback,
+            )
+            default = fallback
+        factories = {
+            name: functools.partial(self.build_deploy_backend, name)
+            for name in self.deploy_backends
+        }
+        return DeployService(factories, default, Path(self.workspace), self.deploy_defaults)
+
     def build_backend(self, cls: Any, settings: Any) -> Any:
         """``cls.from_settings(settings)``, closed when the extension stops."""
         backend = cls.from_settings(settings)
@@ -235,10 +302,12 @@ class CodespaceExtension(ExtensionApp):
         self._backends: list[Any] = []
         self.datasets = self.build_backend(self.dataset_backend_class, self.dataset_settings())
         self.jobs = self.job_service()  # builds no job backend yet
+        self.deployments = self.deploy_service()  # builds no deploy backend yet
 
     def initialize_handlers(self) -> None:
         self.handlers.extend(dataset_handlers(self.datasets))
         self.handlers.extend(job_handlers(self.jobs))
+        self.handlers.extend(deploy_handlers(self.deployments))
         self.handlers.extend(session_handlers(self.workspace))
 
     async def _start_jupyter_server_extension(self, serverapp: Any) -> None:

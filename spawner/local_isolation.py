@@ -159,6 +159,7 @@ def build_as(settings: Settings, iso: Isolation, workspace: Path, env: dict[str,
                 server_dir=path,
                 home=account.home,
                 platform_dirs=platform_dirs(),
+                extra_ro=[p for p in settings.extra_ro if p.exists()],
                 extra_rw=[cache],
                 hide=(*ALWAYS_HIDDEN, str(settings.data_dir)),
             )

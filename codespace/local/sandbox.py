@@ -72,6 +72,7 @@ def bwrap_argv(
     devices: Iterable[str | os.PathLike[str]] = (),
     die_with_parent: bool = False,
     new_session: bool = False,
+    share_network: bool = True,
     bwrap: str = "bwrap",
     command: Sequence[str] = (),
 ) -> list[str]:
@@ -82,7 +83,8 @@ def bwrap_argv(
     the binds inside it are visible again, with the parents they need. Read-only binds
     outside every hidden directory are left out (``/`` already shows them read-only), so a
     hidden directory inside one (the data directory inside the repository checkout) stays
-    hidden.
+    hidden. ``share_network=False`` gives the command a network namespace of its own (only
+    its own loopback): a server in it is reached through a unix socket in a bound directory.
     """
     argv = [bwrap, "--ro-bind", "/", "/"]
     argv += ["--dev", "/dev", "--perms", "1777", "--tmpfs", "/dev/shm", "--proc", "/proc"]
@@ -108,6 +110,8 @@ def bwrap_argv(
     add(extra_rw, "rw", "read-write directory")
     argv += _mount_args(ops)
     argv += ["--unshare-pid", "--unshare-ipc"]
+    if not share_network:
+        argv.append("--unshare-net")
     if die_with_parent:
         argv.append("--die-with-parent")
     if new_session:

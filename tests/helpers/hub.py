@@ -231,11 +231,11 @@ def running_hub(
         f"c.JupyterHub.db_url = 'sqlite:///{data_dir / 'jupyterhub.sqlite'}'",
         f"c.JupyterHub.cookie_secret_file = {str(data_dir / 'cookie_secret')!r}",
         "c.JupyterHub.pid_file = ''",
-        f"c.JupyterHub.services = [{{'name': 'test-admin', 'api_token': {token!r}}}]",
+        f"c.JupyterHub.services.append({{'name': 'test-admin', 'api_token': {token!r}}})",
         # tests clone repositories they made under the temporary directory
         f"c.LocalCodespaceSpawner.allowed_repo_roots = [{tempfile.gettempdir()!r}]",
-        "c.JupyterHub.load_roles = [{'name': 'test-admin', 'services': ['test-admin'],"
-        " 'scopes': ['admin:users', 'admin:servers', 'access:servers', 'read:hub']}]",
+        "c.JupyterHub.load_roles.append({'name': 'test-admin', 'services': ['test-admin'],"
+        " 'scopes': ['admin:users', 'admin:servers', 'access:servers', 'read:hub', 'tokens']})",
         extra_config,
     ]
     config_file.write_text("\n".join(lines) + "\n")
@@ -244,6 +244,7 @@ def running_hub(
         {
             "CODESPACE_HUB_DATA_DIR": str(data_dir),
             "CODESPACE_HUB_PORT": str(port),
+            "CODESPACE_HUB_DEPLOY_PORT": str(free_port()),
             "PATH": f"{Path(sys.executable).parent}:{hub_env.get('PATH', '/usr/bin:/bin')}",
         }
     )

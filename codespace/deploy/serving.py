@@ -1,0 +1,101 @@
+"""How the local backend serves a model with MLServer (pure: plain data in, plain data out).
+
+A deployment's directory holds what ``mlserver start DIR`` reads: ``settings.json`` (the
+server: loopback only, no metrics server, ``parallel_workers: 0`` -- with MLServer's worker
+pool the model fails to load under uvloop 0.22+, FACTS.md) and ``model-settings.json`` (the
+model: its name, the runtime of its format, the artifact's URI), and the artifact itself
+under ``model/``. MLServer cannot listen on a unix socket, so the server runs in a network
+namespace of its own and :mod:`codespace.deploy.launcher` relays a unix socket (in the
+deployment's ``run/`` directory, reachable by the hub's deploy service only) to its port.
+
+The serving environment is the codespace's environment plus MLServer and the runtime of the
+format, with every package the codespace has pinned to the version it has there
+(:func:`constraints`), so a model loads with the scikit-learn it was trained with.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from collections.abc import Mapping
+from pathlib import Path, PurePosixPath
+
+from codespace.deploy.formats import ModelFormat
+
+MLSERVER = "mlserver>=1.7.1,<1.8"
+HTTP_PORT = 8080  # inside the server's own network namespace
+MODEL_DIR = "model"
+RUN_DIR = "run"
+SOCKET = "http.sock"
+LOG_FILE = "server.log"
+READY_TIMEOUT = 180.0  # seconds for a model server to load its model
+
+
+def serving_requirements(fmt: ModelFormat) -> list[str]:
+    """What the serving environment installs for ``fmt`` (beside the codespace's packages)."""
+    if fmt.mlserver_package is None:
+        raise ValueError(
+            f"{fmt.description} models are served by KServe's runtimes on Kubernetes; "
+            "the local backend has no server for them"
+        )
+    return [MLSERVER, f"{fmt.mlserver_package}>=1.7.1,<1.8"]
+
+
+def constraints(installed: Mapping[str, str]) -> str:
+    """A uv constraints file pinning every distribution of the codespace's environment."""
+    lines = []
+    for name, version in sorted(installed.items(), key=lambda item: item[0].lower()):
+        if name and version and "+" not in version:  # a local version has no index to come from
+            lines.append(f"{name}=={version}")
+    return "\n".join(lines) + "\n"
+
+
+def serving_key(python_version: str, constraint_text: str, requirements: list[str]) -> str:
+    """The cache key of a serving environment (shared by deployments of the same environment)."""
+    text = json.dumps([python_version, constraint_text, sorted(requirements)])
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def server_settings(port: int = HTTP_PORT) -> dict[str, object]:
+    return {
+        "host": "127.0.0.1",
+        "http_port": port,
+        "grpc_port": port + 1,
+        "metrics_endpoint": None,
+        "parallel_workers": 0,
+        "debug": False,
+        "load_models_at_startup": True,
+    }
+
+
+def model_settings(name: str, fmt: ModelFormat, artifact: str) -> dict[str, object]:
+    """``model-settings.json`` for the model ``name`` whose artifact is ``model/<artifact>``."""
+    if fmt.mlserver_runtime is None:
+        raise ValueError(f"no MLServer runtime serves {fmt.description} models")
+    uri = f"./{PurePosixPath(MODEL_DIR) / PurePosixPath(artifact).name}"
+    return {"name": name, "implementation": fmt.mlserver_runtime, "parameters": {"uri": uri}}
+
+
+def server_argv(serving_env: Path, deployment_dir: Path, port: int = HTTP_PORT) -> list[str]:
+    """The launcher (platform Python) relaying ``run/http.sock`` to MLServer on ``port``."""
+    return [
+        sys.executable,
+        "-I",
+        "-m",
+        "codespace.deploy.launcher",
+        "--socket",
+        str(deployment_dir / RUN_DIR / SOCKET),
+        "--port",
+        str(port),
+        "--",
+        str(serving_env / "bin" / "mlserver"),
+        "start",
+        str(deployment_dir),
+    ]
+
+
+def ready_path(model: str, protocol: str = "v2") -> str:
+    """The path that answers 200 once the model is loaded (``/v2/health/ready`` says 200 even
+    when the model failed to load, FACTS.md)."""
+    return f"/v2/models/{model}/ready"

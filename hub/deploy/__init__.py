@@ -1,0 +1,1 @@
+"""The hub's deploy service: local model endpoints behind the hub's proxy (``hub.deploy.app``)."""
