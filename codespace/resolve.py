@@ -153,6 +153,7 @@ def _finish(root: Path, found: Found, mode: str) -> Resolution:
                     "warning",
                 )
             )
+    warnings += _deploy_key_warnings(codespace, document)
     extra = [f for f in found.files if f.rsplit("/", 1)[-1] in ("apt.txt", "runtime.txt")]
     env_hash, env_files = environment_hash(root, codespace, extra)
     return Resolution(
@@ -165,6 +166,22 @@ def _finish(root: Path, found: Found, mode: str) -> Resolution:
         provenance=provenance,
         files=list(found.files),
     )
+
+
+def _deploy_key_warnings(codespace: Codespace, document: Document) -> list[Diagnostic]:
+    """Keys of the ``deploy:`` defaults that no deployment reads (they would be ignored)."""
+    from codespace.deploy.models import DEFAULT_KEYS
+
+    known = ", ".join(DEFAULT_KEYS)
+    return [
+        Diagnostic(
+            f"deploy.{key}: not a deployment default (known: {known}); ignored",
+            document.locate(("deploy", key), key=True),
+            "warning",
+        )
+        for key in codespace.deploy
+        if key not in DEFAULT_KEYS
+    ]
 
 
 def _check_paths(root: Path, codespace: Codespace, document: Document) -> None:

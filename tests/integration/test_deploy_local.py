@@ -106,9 +106,7 @@ def test_the_owner_calls_v2_infer_through_the_hubs_proxy(hub, deployed) -> None:
     assert via_server.json()["outputs"][0]["data"] == [0, 1]
 
 
-def test_no_token_or_another_users_token_is_refused_and_a_share_token_works(
-    hub, deployed
-) -> None:
+def test_no_token_or_another_users_token_is_refused_and_a_share_token_works(hub, deployed) -> None:
     infer = deployed["endpoint"]["infer"]
     assert call(infer, None).status_code == 401
     assert call(infer, token_for(hub, "mallory")).status_code == 403
