@@ -52,6 +52,7 @@ from spawner.kube.registry import Credentials, image_exists
 from spawner.progress import ProgressLog
 from spawner.traits import sources_trait
 
+KSERVE_BACKEND = "codespace.deploy.kserve_backend.KServeDeployBackend"
 FLUID_BACKEND = "codespace.datasets.fluid.FluidBackend"
 
 # KubeSpawner traits whose strings it formats with user properties ("{username}"):
@@ -135,6 +136,14 @@ class KubeCodespaceSpawner(KubeSpawner):
         a running codespace recorded with ``mount()`` (ConfigMap
         ``codespace-pending-<pod>``), and start the codespace's dataset API with the Fluid
         backend (``--CodespaceExtension.dataset_backend_class=`` the Fluid backend).""",
+    )
+
+    kserve_deploy = Bool(
+        True,
+        config=True,
+        help="""Deployments go to KServe: the codespace's deploy API uses the KServe backend
+        (``codespace.deploy.kserve_backend``: an InferenceService per deployment in the
+        codespace's namespace, served from the codespace's image) as its only backend.""",
     )
 
     codespace_sources = sources_trait()
@@ -372,6 +381,11 @@ class KubeCodespaceSpawner(KubeSpawner):
         args = super().get_args()
         if self.fluid_datasets:
             args.append(f"--CodespaceExtension.dataset_backend_class={FLUID_BACKEND}")
+        if self.kserve_deploy:
+            args += [
+                f"--CodespaceExtension.deploy_backends=kserve={KSERVE_BACKEND}",
+                "--CodespaceExtension.default_deploy_backend=kserve",
+            ]
         return args
 
     async def delete_forever(self) -> None:

@@ -51,6 +51,11 @@ Argo Workflows (:mod:`tests.fakekube.argo`): ``ArgoController(kube).advance(ns, 
 logs; ``sync`` acts on ``spec.shutdown``), and ``FakeArgoServer(kube, token=...)`` serves the
 Argo Server's ``WorkflowsService`` REST endpoints over the same store.
 
+KServe (:mod:`tests.fakekube.kserve`): ``serving.kserve.io`` InferenceServices and
+ServingRuntimes are stored like any custom resource; ``KServeController(kube)`` plays KServe's
+controller (``ready``, ``fail``, ``loading``... write the status KServe writes; ``pod``
+creates a predictor pod with its log).
+
 A tiny registry is served at ``/v2/``: ``HEAD /v2/<name>/manifests/<tag>`` answers 200 for
 the references in ``kube.registry`` (a set of ``"<host:port>/<name>:<tag>"`` strings;
 ``kube.registry_host`` is the host part) and 404 otherwise.

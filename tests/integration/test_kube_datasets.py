@@ -182,6 +182,13 @@ def test_mount_from_a_running_codespace_is_mounted_at_the_next_start(cluster, hu
         in first["spec"]["containers"][0]["args"]
     )
     assert not any(v["name"].startswith("dataset-") for v in first["spec"]["volumes"])
+    # deployments from this codespace go to KServe (InferenceServices in its namespace)
+    deploys = hub.server_request("ada", "ml", "codespace/api/deployments")
+    assert deploys.status_code == 200, deploys.text
+    backends = deploys.json()["backends"]
+    assert [(b["name"], b["default"], b.get("error")) for b in backends] == [
+        ("kserve", True, None)
+    ], backends
 
     # from inside the codespace: the REST API the SDK, the widget and the lab panel use
     listed = hub.server_request("ada", "ml", "codespace/api/datasets")
