@@ -1,6 +1,7 @@
 import { JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { LabIcon } from '@jupyterlab/ui-components';
 
+import { deployPlugin } from './deploy-plugin';
 import { jobsPlugin } from './jobs-plugin';
 import { openerPlugin } from './opener';
 import { DatasetsPanel, IPanelActions } from './panel';
@@ -55,4 +56,4 @@ const plugin: JupyterFrontEndPlugin<void> = {
   }
 };
 
-export default [plugin, openerPlugin, jobsPlugin];
+export default [plugin, openerPlugin, jobsPlugin, deployPlugin];
