@@ -29,7 +29,7 @@ class ModelFormat:
     mlserver_package: str | None  # the MLServer runtime's distribution (local V2)
     mlserver_runtime: str | None  # its implementation class
     library: str  # the distribution the model was saved with (pinned to the codespace's)
-    v1_local: bool  # a KServe V1 model server loads it (on Kubernetes; the local backend: v2)
+    v1_local: bool  # KServe's model server serves it over V1 (codespace.deploy.v1server)
 
 
 FORMATS: dict[str, ModelFormat] = {

@@ -67,6 +67,7 @@ from codespace.deploy.models import (
     DeploymentState,
     endpoint,
 )
+from codespace.deploy.serving import IMAGE_SERVING_PREFIX
 from codespace.jobs.argo_workflow import MANAGED_BY, OWNER_ANNOTATION, OWNER_LABEL, label_value
 from codespace.kube.config import GpuConfig, Profile
 from codespace.kube.gpu import GpuPlan, GpuUnsatisfiable, choose_profile, plan_gpu_for
@@ -117,6 +118,7 @@ HF_TASKS = (  # Hugging Face architecture suffix -> MLServer (transformers) pipe
 )
 # "$1": the environment's python, "$2": the modules it must import; the rest: its arguments.
 PREFLIGHT = """python="$1"; modules="$2"; shift 2
+if [ -x "$CODESPACE_SERVING_PYTHON" ]; then python="$CODESPACE_SERVING_PYTHON"; fi
 if ! out=$("$python" -c "import $modules" 2>&1); then
   printf '%s\\n' "$out" | tail -n 3 >&2
   echo "codespace: $python cannot import $modules: to deploy on Kubernetes the codespace's \
@@ -332,6 +334,8 @@ def runtime_env(
         MLSERVER_GRPC_PORT=str(GRPC_PORT),
         MLSERVER_PARALLEL_WORKERS="0",  # the worker pool fails under uvloop 0.22+ (FACTS.md)
         CODESPACE_SERVING_PACKAGES=f"mlserver {fmt.mlserver_package}",
+        # the image's serving layer (codespace.deploy.image_layer), used when it is there
+        CODESPACE_SERVING_PYTHON=f"{IMAGE_SERVING_PREFIX}/bin/python",
     )
     env.update(extra)
     return env

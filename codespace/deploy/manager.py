@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 import shutil
@@ -47,6 +48,7 @@ from codespace.deploy.servers import (
     ServerFailed,
     ServerProcess,
     log_tail,
+    release,
     start_process,
     terminate,
     wait_ready,
@@ -59,6 +61,7 @@ from codespace.deploy.serving_env import (
 )
 from codespace.deploy.store import DeployStore
 from codespace.envbuild.uv import BuildAs
+from codespace.local.limits import Cgroup, CgroupError, CgroupLimits
 from codespace.streaming import stream
 
 log = logging.getLogger(__name__)
@@ -74,8 +77,20 @@ class Confiner(Protocol):
         """Make the owner's account (blocking)."""
 
     def wrap(
-        self, owner: str, *, rw: Sequence[Path], ro: Sequence[Path], network: bool
+        self,
+        owner: str,
+        *,
+        rw: Sequence[Path],
+        ro: Sequence[Path],
+        network: bool,
+        cgroup: Cgroup | None = None,
     ) -> Wrap: ...
+
+    def cgroup(self, key: str, limits: CgroupLimits) -> Cgroup | None:
+        """A cgroup ``key`` with ``limits`` (None where limits cannot be enforced)."""
+
+    def enforces_limits(self) -> bool:
+        """Whether :meth:`cgroup` gives groups that enforce limits."""
 
     def build_as(self, owner: str, ro: Sequence[Path]) -> BuildAs | None: ...
 
@@ -166,20 +181,23 @@ class DeployManager:
     async def create(self, owner: str, spec: DeploymentSpec, source: Source) -> DeploymentRecord:
         if self.store.get(owner, spec.name) is not None:
             raise DeploymentExists(f"you already have a deployment named {spec.name!r}")
-        if spec.protocol == "v1":
-            raise DeployError(
-                "protocol v1 is served on Kubernetes (KServe); the local backend serves v2 "
-                "(the Open Inference Protocol): deploy with protocol v2"
-            )
         artifact, prefix = self.check_source(owner, source, spec.artifact)
         fmt = FORMATS.get(spec.format or "")
         if fmt is None:
             raise DeployError(f"format {spec.format!r} is not one the local backend serves")
         try:
-            serving.serving_requirements(fmt)
+            serving.serving_requirements(fmt, spec.protocol)
         except ValueError as error:
             raise DeployError(str(error)) from None
+        limits = self._limits(spec)
         env = codespace_env(prefix)
+        warnings = []
+        if spec.resources.gpu is not None:
+            warnings.append("resources.gpu: the local backend gives deployments no GPU (ignored)")
+        if spec.maxReplicas > 1:
+            warnings.append("maxReplicas: the local backend runs one server (ignored)")
+        if limits != CgroupLimits() and not self.confiner.enforces_limits():
+            warnings.append("resources: cgroups are not usable here, limits are not enforced")
         record = DeploymentRecord(
             name=spec.name,
             owner=owner,
@@ -190,6 +208,7 @@ class DeployManager:
             protocol=spec.protocol,
             created=datetime.now(UTC),
             endpoint=endpoint(self.url(owner, spec.name), spec.name, spec.protocol),
+            warnings=warnings,
             spec=spec,
         )
         self.store.put(record)
@@ -198,6 +217,13 @@ class DeployManager:
         self._tasks[f"{owner}/{spec.name}"] = task
         task.add_done_callback(lambda _t: self._tasks.pop(f"{owner}/{spec.name}", None))
         return record
+
+    @staticmethod
+    def _limits(spec: DeploymentSpec) -> CgroupLimits:
+        try:
+            return CgroupLimits.parse(cpu=spec.resources.cpu, memory=spec.resources.memory)
+        except (ValueError, CgroupError) as error:
+            raise DeployError(f"resources: {error}") from None
 
     def _update(self, record: DeploymentRecord, **changes) -> DeploymentRecord:
         record = record.model_copy(update=changes)
@@ -221,15 +247,18 @@ class DeployManager:
             built = await ensure_serving_env(
                 self.env_cache,
                 env,
-                fmt,
+                serving.serving_requirements(fmt, record.protocol),
                 inspect_wrap=self.confiner.wrap(owner, rw=[], ro=env.dirs, network=True),
                 inspect_env=self.confiner.env(owner, directory / serving.RUN_DIR),
                 build_as=self.confiner.build_as(owner, env.dirs),
                 say=say,
             )
-            self._write_settings(directory, name, fmt, artifact.name, built.path, env.shared)
+            self._write_settings(directory, record, fmt, artifact.name, built.path, env.shared)
             record = self._update(
-                record, state="loading", reason="starting the model server", warnings=built.warnings
+                record,
+                state="loading",
+                reason="starting the model server",
+                warnings=record.warnings + built.warnings,
             )
             key = f"{owner}/{name}"
             await self.servers.ensure(key, lambda: self._start(owner, name))
@@ -264,21 +293,29 @@ class DeployManager:
 
     @staticmethod
     def _write_settings(
-        directory: Path, name: str, fmt: ModelFormat, artifact: str, env: Path, shared: Path
+        directory: Path,
+        record: DeploymentRecord,
+        fmt: ModelFormat,
+        artifact: str,
+        env: Path,
+        shared: Path,
     ) -> None:
         (directory / "settings.json").write_text(json.dumps(serving.server_settings()))
-        model = serving.model_settings(name, fmt, artifact)
+        model = serving.model_settings(record.name, fmt, artifact)
         (directory / "model-settings.json").write_text(json.dumps(model))
         places = {"env": str(env), "shared": str(shared)}
         (directory / ENVS_FILE).write_text(json.dumps(places))
 
-    def _wrap_server(self, owner: str, name: str) -> tuple[Wrap, Path]:
+    def _wrap_server(
+        self, owner: str, name: str, cgroup: Cgroup | None = None
+    ) -> tuple[Wrap, Path]:
         """How to run in the deployment's server sandbox, and its serving environment."""
         directory = self._dir(owner, name)
         places = json.loads((directory / ENVS_FILE).read_text())
         env_path, shared = Path(places["env"]), Path(places["shared"])
         ro = [directory, env_path, shared]
-        wrap = self.confiner.wrap(owner, rw=[directory / serving.RUN_DIR], ro=ro, network=False)
+        run = [directory / serving.RUN_DIR]
+        wrap = self.confiner.wrap(owner, rw=run, ro=ro, network=False, cgroup=cgroup)
         return wrap, env_path
 
     @staticmethod
@@ -290,15 +327,28 @@ class DeployManager:
     async def _start(self, owner: str, name: str) -> ServerProcess:
         directory = self._dir(owner, name)
         run = directory / serving.RUN_DIR
-        wrap, env_path = self._wrap_server(owner, name)
-        argv = wrap(serving.server_argv(env_path, directory))
+        record = self._record(owner, name)
+        key = "deploy-" + hashlib.sha256(f"{owner}/{name}".encode()).hexdigest()[:16]
+        cgroup = await asyncio.to_thread(self.confiner.cgroup, key, self._limits(record.spec))
+        wrap, env_path = self._wrap_server(owner, name, cgroup)
+        argv = wrap(
+            serving.server_argv(
+                env_path,
+                directory,
+                protocol=record.protocol,
+                model=name,
+                fmt=record.format,
+                artifact=record.spec.artifact,
+            )
+        )
         log_path = directory / serving.LOG_FILE
         process = await start_process(argv, log_path, run, self.confiner.env(owner, run))
-        server = ServerProcess(process, run / serving.SOCKET, log_path, time.monotonic())
+        server = ServerProcess(process, run / serving.SOCKET, log_path, time.monotonic(), cgroup)
         try:
             await wait_ready(server, serving.ready_path(name), serving.READY_TIMEOUT)
         except BaseException:
             await asyncio.shield(terminate(server.process))
+            await asyncio.shield(release(cgroup))
             raise
         return server
 

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import httpx
 
+from codespace.local.limits import Cgroup, CgroupError
+
 POLL = 0.05  # seconds between readiness probes
 STOP_GRACE = 10.0
 
@@ -35,6 +37,7 @@ class ServerProcess:
     socket: Path
     log: Path
     started: float
+    cgroup: Cgroup | None = None  # its limits; removed when it stops
     _client: httpx.AsyncClient | None = None
 
     @property
@@ -124,6 +127,13 @@ async def terminate(process: asyncio.subprocess.Process, grace: float = STOP_GRA
         await process.wait()
 
 
+async def release(cgroup: Cgroup | None) -> None:
+    """Remove a stopped server's cgroup (what is left in it is killed)."""
+    if cgroup is not None:
+        with contextlib.suppress(CgroupError, OSError):
+            await asyncio.to_thread(cgroup.remove)
+
+
 Starter = Callable[[], Awaitable[ServerProcess]]
 
 
@@ -170,6 +180,7 @@ class ModelServers:
         if server is not None:
             await server.close()
             await terminate(server.process)
+            await release(server.cgroup)
 
     async def stop_all(self) -> None:
         await asyncio.gather(*(self.stop(key) for key in list({*self.running, *self._starting})))

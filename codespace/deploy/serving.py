@@ -24,16 +24,29 @@ from pathlib import Path, PurePosixPath
 from codespace.deploy.formats import ModelFormat
 
 MLSERVER = "mlserver>=1.7.1,<1.8"
+KSERVE = "kserve>=0.21,<0.22"  # V1: KServe's own model server (codespace.deploy.v1server)
+V1_FORMATS = ("sklearn", "xgboost", "lightgbm")
+# In a codespace image: MLServer beside the repository environment (codespace.deploy.image_layer)
+IMAGE_SERVING_PREFIX = "/opt/codespace/serving"
 HTTP_PORT = 8080  # inside the server's own network namespace
 MODEL_DIR = "model"
 RUN_DIR = "run"
 SOCKET = "http.sock"
 LOG_FILE = "server.log"
-READY_TIMEOUT = 180.0  # seconds for a model server to load its model
+READY_TIMEOUT = 180.0
+V1_MODULE = "codespace.deploy.v1server"  # seconds for a model server to load its model
 
 
-def serving_requirements(fmt: ModelFormat) -> list[str]:
-    """What the serving environment installs for ``fmt`` (beside the codespace's packages)."""
+def serving_requirements(fmt: ModelFormat, protocol: str = "v2") -> list[str]:
+    """What the serving environment installs for ``fmt`` (beside the codespace's packages):
+    MLServer and the format's runtime for V2, KServe's model server for V1."""
+    if protocol == "v1":
+        if fmt.name not in V1_FORMATS:
+            raise ValueError(
+                f"protocol v1 serves {', '.join(V1_FORMATS)} models here; "
+                f"deploy {fmt.description} models with protocol v2"
+            )
+        return [KSERVE]
     if fmt.mlserver_package is None:
         raise ValueError(
             f"{fmt.description} models are served by KServe's runtimes on Kubernetes; "
@@ -77,22 +90,32 @@ def model_settings(name: str, fmt: ModelFormat, artifact: str) -> dict[str, obje
     return {"name": name, "implementation": fmt.mlserver_runtime, "parameters": {"uri": uri}}
 
 
-def server_argv(serving_env: Path, deployment_dir: Path, port: int = HTTP_PORT) -> list[str]:
-    """The launcher (platform Python) relaying ``run/http.sock`` to MLServer on ``port``."""
-    return [
-        sys.executable,
-        "-I",
-        "-m",
-        "codespace.deploy.launcher",
-        "--socket",
-        str(deployment_dir / RUN_DIR / SOCKET),
-        "--port",
-        str(port),
-        "--",
-        str(serving_env / "bin" / "mlserver"),
-        "start",
-        str(deployment_dir),
-    ]
+def server_argv(
+    serving_env: Path,
+    deployment_dir: Path,
+    *,
+    protocol: str = "v2",
+    model: str = "",
+    fmt: str = "",
+    artifact: str = "",
+    port: int = HTTP_PORT,
+) -> list[str]:
+    """The launcher (platform Python) relaying ``run/http.sock`` to the model server on
+    ``port``: MLServer for V2, KServe's ``ModelServer`` (:mod:`codespace.deploy.v1server`)
+    for V1."""
+    launcher = [sys.executable, "-I", "-m", "codespace.deploy.launcher"]
+    launcher += ["--socket", str(deployment_dir / RUN_DIR / SOCKET), "--port", str(port), "--"]
+    if protocol != "v1":
+        return [*launcher, str(serving_env / "bin" / "mlserver"), "start", str(deployment_dir)]
+    path = deployment_dir / MODEL_DIR / PurePosixPath(artifact).name
+    variables = {
+        "CODESPACE_MODEL_NAME": model,
+        "CODESPACE_MODEL_FORMAT": fmt,
+        "CODESPACE_MODEL_PATH": str(path),
+        "CODESPACE_MODEL_PORT": str(port),
+    }
+    python = str(serving_env / "bin" / "python")
+    return [*launcher, "env", *(f"{k}={v}" for k, v in variables.items()), python, "-m", V1_MODULE]
 
 
 def ready_path(model: str, protocol: str = "v2") -> str:

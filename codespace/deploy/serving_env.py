@@ -21,8 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from codespace.deploy.formats import ModelFormat
-from codespace.deploy.serving import constraints, serving_key, serving_requirements
+from codespace.deploy.serving import constraints, serving_key
 from codespace.envbuild.kernel import site_packages
 from codespace.envbuild.uv import BuildAs, find_uv
 from codespace.streaming import stream
@@ -110,17 +109,17 @@ def _uv_env(build_as: BuildAs | None, cache: Path) -> dict[str, str]:
 async def ensure_serving_env(
     cache_dir: Path,
     env: CodespaceEnv,
-    fmt: ModelFormat,
+    serving_packages: list[str],
     *,
     inspect_wrap: Wrap,
     inspect_env: dict[str, str],
     build_as: BuildAs | None,
     say: Callable[[str], None] = lambda _line: None,
 ) -> ServingEnv:
-    """The serving environment for a model of ``fmt`` from ``env`` (built when missing)."""
+    """The serving environment with ``serving_packages`` over ``env`` (built when missing)."""
     info = await read_packages(env, inspect_wrap, inspect_env)
     layer_pins = [f"{n}=={v}" for n, v in sorted(info["layer"].items()) if "+" not in v]
-    requirements = serving_requirements(fmt) + layer_pins
+    requirements = serving_packages + layer_pins
     pins = constraints(info["dists"])
     key = serving_key(info["python"], pins, [*requirements, str(env.shared)])
     path = cache_dir / "serving" / key
@@ -157,7 +156,7 @@ async def _build(
         wrap = build_as.wrap(path)
     uv_env = _uv_env(build_as, cache_dir / "uv-cache")
     uv = find_uv()
-    say(f"serving environment: Python {info['python']} with MLServer, pinned to the codespace's")
+    say(f"serving environment: Python {info['python']}, the model server pinned to the codespace's")
     venv = [uv, "venv", "--no-project", "--no-config", "--quiet", "--allow-existing"]
     done = await stream(wrap([*venv, "--python", info["base"], str(path)]), env=uv_env)
     if not done.ok:

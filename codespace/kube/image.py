@@ -30,6 +30,7 @@ import re
 import shlex
 from dataclasses import dataclass
 
+from codespace.deploy.serving import IMAGE_SERVING_PREFIX
 from codespace.kernel_layer import (
     KERNEL_NAME,
     jupyter_data_dir,
@@ -206,6 +207,10 @@ def _install_lines(codespace: Codespace, on_user_image: bool) -> list[str]:
         lines.append("RUN " + shlex.join([*install, *targets]))
     steps = kernel_layer_commands(ENV_PREFIX, PLATFORM_PYTHON, uv=PLATFORM_UV)
     lines += ["RUN " + shlex.join(argv) for argv in steps]
+    serving = ["-m", "codespace.deploy.image_layer", "--env", ENV_PREFIX, "--uv", PLATFORM_UV]
+    lines.append(
+        "RUN " + shlex.join([PLATFORM_PYTHON, "-I", *serving, "--target", IMAGE_SERVING_PREFIX])
+    )
     config_dir = f"{ENV_PREFIX}/etc/jupyter"
     config = shlex.quote(json.dumps(SERVER_CONFIG))
     lines.append(

@@ -17,10 +17,12 @@ from urllib.parse import quote
 from codespace.envbuild.uv import BuildAs, UvEnvBuilder
 from codespace.local.accounts import Account, ensure_account, own_dir, running_as_root
 from codespace.local.isolation import Isolation, host_env
+from codespace.local.limits import Cgroup, CgroupLimits
 from codespace.local.sandbox import ALWAYS_HIDDEN, bwrap_argv, env_python_dirs, platform_dirs
 from spawner import local_isolation
 
 Wrap = Callable[[list[str]], list[str]]
+CPU_WEIGHT = 25  # the codespaces' parent group's weight (LocalCodespaceSpawner's default)
 
 
 def _with_pythons(dirs: Sequence[Path]) -> list[Path]:
@@ -57,7 +59,30 @@ class HubConfiner:
         own_dir(self.data_dir / "build-cache" / account.name, account, mode=0o700)
         self._accounts[owner] = account
 
-    def wrap(self, owner: str, *, rw: Sequence[Path], ro: Sequence[Path], network: bool) -> Wrap:
+    def enforces_limits(self) -> bool:
+        return self.isolate and local_isolation.host_cgroups().enforced
+
+    def cgroup(self, key: str, limits: CgroupLimits) -> Cgroup | None:
+        if not self.isolate:
+            return None
+        settings = local_isolation.Settings(
+            data_dir=self.data_dir,
+            sandbox=self.sandbox,
+            defaults=limits,
+            maximum=limits,
+            cpu_weight=CPU_WEIGHT,
+        )
+        return local_isolation.codespace_cgroup(settings, key, limits)
+
+    def wrap(
+        self,
+        owner: str,
+        *,
+        rw: Sequence[Path],
+        ro: Sequence[Path],
+        network: bool,
+        cgroup: Cgroup | None = None,
+    ) -> Wrap:
         account = self._account(owner)
         if account is None:
             return list
@@ -75,7 +100,7 @@ class HubConfiner:
                 share_network=network,
                 die_with_parent=True,  # nothing of a deployment outlives the service
             )
-        return Isolation(account, None, sandbox).confined
+        return Isolation(account, cgroup, sandbox).confined
 
     def build_as(self, owner: str, ro: Sequence[Path]) -> BuildAs | None:
         account = self._account(owner)

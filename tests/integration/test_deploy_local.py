@@ -11,9 +11,13 @@ calls the hub's deploy service, which runs MLServer as the user's account.
 from __future__ import annotations
 
 import base64
+import contextlib
+import os
 import pickle
+import pwd
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -81,7 +85,8 @@ def wait_for(hub: RunningHub, name: str, states: tuple[str, ...], timeout: float
 
 @pytest.fixture(scope="module")
 def deployed(hub: RunningHub) -> dict:
-    made = api(hub, "", "POST", json={"artifact": "model.joblib", "name": "iris"})
+    spec = {"artifact": "model.joblib", "name": "iris", "resources": {"memory": "1Gi"}}
+    made = api(hub, "", "POST", json=spec)
     assert made.status_code == 201, made.text
     assert made.json()["format"] == "sklearn"
     record = wait_for(hub, "iris", ("ready", "failed"))
@@ -104,6 +109,36 @@ def test_the_owner_calls_v2_infer_through_the_hubs_proxy(hub, deployed) -> None:
     via_server = api(hub, "/iris/predict", "POST", json=V2)
     assert via_server.status_code == 200, via_server.text
     assert via_server.json()["outputs"][0]["data"] == [0, 1]
+
+
+def server_pids(hub: RunningHub, name: str) -> list[int]:
+    """The processes of a deployment's model server (by their command line)."""
+    place = str(hub.data_dir / "deployments" / USER / name)
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                argv = (entry / "cmdline").read_bytes().split(b"\0")
+                if any(place.encode() in arg for arg in argv) and b"start" in argv:
+                    found.append(int(entry.name))
+    return found
+
+
+def test_the_model_server_runs_as_the_owners_account_with_its_limits(hub, deployed) -> None:
+    assert call(deployed["endpoint"]["infer"], token_for(hub, USER)).status_code == 200
+    pids = server_pids(hub, "iris")
+    assert pids, "no MLServer process found"
+    account = pwd.getpwnam("cs-dora").pw_uid
+    mlserver = [p for p in pids if os.stat(f"/proc/{p}").st_uid == account]
+    assert mlserver, [(p, os.stat(f"/proc/{p}").st_uid) for p in pids]
+    lines = Path(f"/proc/{mlserver[0]}/cgroup").read_text().splitlines()
+    v1 = [line.split(":", 2)[2] for line in lines if ":memory:" in line]
+    if v1:  # cgroup v1 (this machine)
+        limit = Path("/sys/fs/cgroup/memory" + v1[0], "memory.limit_in_bytes").read_text()
+    else:
+        v2 = [line.split(":", 2)[2] for line in lines if line.startswith("0::")]
+        limit = Path("/sys/fs/cgroup" + v2[0], "memory.max").read_text()
+    assert int(limit) == 1 << 30
 
 
 def test_no_token_or_another_users_token_is_refused_and_a_share_token_works(hub, deployed) -> None:
@@ -150,6 +185,22 @@ def test_it_scales_to_zero_and_the_next_request_brings_it_back(hub, deployed) ->
     assert answer.status_code == 200, answer.text
     assert answer.json()["outputs"][0]["data"] == [0, 1]
     assert api(hub, "/iris").json()["state"] == "ready"
+
+
+def test_protocol_v1_is_served_by_kserves_model_server(hub, deployed) -> None:
+    made = api(
+        hub, "", "POST", json={"artifact": "model.joblib", "name": "iris-v1", "protocol": "v1"}
+    )
+    assert made.status_code == 201, made.text
+    record = wait_for(hub, "iris-v1", ("ready", "failed"))
+    assert record["state"] == "ready", record
+    predict = record["endpoint"]["infer"]
+    assert predict.endswith("/endpoints/dora/iris-v1/v1/models/iris-v1:predict")
+    answer = call(predict, token_for(hub, USER), {"instances": [[0, 0], [1, 1]]})
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {"predictions": [0, 1]}
+    assert call(predict, None, {"instances": [[0, 0]]}).status_code == 401
+    assert api(hub, "/iris-v1", "DELETE").status_code == 204
 
 
 def test_a_corrupt_model_file_is_refused_and_nothing_is_made(hub) -> None:
