@@ -13,8 +13,9 @@ of its own, reached through a unix socket).
 
 Files, per deployment ``<root>/<owner>/<name>/`` (root's, 0711): ``settings.json`` and
 ``model-settings.json`` (MLServer's), ``server.log`` (root's: the service reads it),
-``model/`` (the artifact, the account's) and ``run/`` (the socket and the server's working
-directory, the account's).
+``model/`` (the artifact, the account's) and ``run/`` (the server's working directory, the
+account's). The server's unix socket is in ``/run/codespace-deploy/<16 hex>/`` (the account's,
+0700): a data directory's path may be longer than a unix socket's path may be (107 bytes).
 """
 
 from __future__ import annotations
@@ -24,7 +25,9 @@ import contextlib
 import hashlib
 import json
 import logging
+import os
 import shutil
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -116,8 +119,22 @@ def _within(path: Path, roots: Sequence[Path]) -> bool:
     return any(path == root or root in path.parents for root in roots)
 
 
+def default_socket_root() -> Path:
+    """``/run/codespace-deploy`` for a hub run as root, else one in the temporary directory."""
+    if os.geteuid() == 0 and Path("/run").is_dir():
+        return Path("/run/codespace-deploy")
+    return Path(tempfile.gettempdir()) / f"codespace-deploy-{os.getuid()}"
+
+
 class DeployManager:
-    def __init__(self, root: Path, env_cache: Path, confiner: Confiner, public_url: str) -> None:
+    def __init__(
+        self,
+        root: Path,
+        env_cache: Path,
+        confiner: Confiner,
+        public_url: str,
+        socket_root: Path | None = None,
+    ) -> None:
         self.root = root
         self.env_cache = env_cache
         self.confiner = confiner
@@ -125,6 +142,8 @@ class DeployManager:
         root.mkdir(parents=True, exist_ok=True, mode=0o711)
         self.store = DeployStore(root / "deployments.sqlite")
         self.servers = ModelServers()
+        # unix socket paths are limited to 107 bytes: the sockets live in a short directory
+        self.socket_root = socket_root or default_socket_root()
         self.last_request: dict[str, float] = {}  # monotonic: for scale to zero
         self.last_seen: dict[str, float] = {}  # wall clock: for the record
         self._tasks: dict[str, asyncio.Task[None]] = {}
@@ -314,9 +333,21 @@ class DeployManager:
         places = json.loads((directory / ENVS_FILE).read_text())
         env_path, shared = Path(places["env"]), Path(places["shared"])
         ro = [directory, env_path, shared]
-        run = [directory / serving.RUN_DIR]
-        wrap = self.confiner.wrap(owner, rw=run, ro=ro, network=False, cgroup=cgroup)
+        rw = [directory / serving.RUN_DIR, self._socket_dir(owner, name)]
+        wrap = self.confiner.wrap(owner, rw=rw, ro=ro, network=False, cgroup=cgroup)
         return wrap, env_path
+
+    def _socket_dir(self, owner: str, name: str) -> Path:
+        digest = hashlib.sha256(f"{self.root}\0{owner}\0{name}".encode()).hexdigest()[:16]
+        return self.socket_root / digest
+
+    def _make_socket_dir(self, owner: str, name: str) -> Path:
+        """The deployment's socket directory: the account's, 0700, in a root-owned 0711 one."""
+        self.socket_root.mkdir(mode=0o711, parents=True, exist_ok=True)
+        path = self._socket_dir(owner, name)
+        path.mkdir(mode=0o700, exist_ok=True)
+        self.confiner.own(owner, path)
+        return path
 
     @staticmethod
     def _clean_files(directory: Path) -> None:
@@ -327,6 +358,7 @@ class DeployManager:
     async def _start(self, owner: str, name: str) -> ServerProcess:
         directory = self._dir(owner, name)
         run = directory / serving.RUN_DIR
+        sockets = await asyncio.to_thread(self._make_socket_dir, owner, name)
         record = self._record(owner, name)
         key = "deploy-" + hashlib.sha256(f"{owner}/{name}".encode()).hexdigest()[:16]
         cgroup = await asyncio.to_thread(self.confiner.cgroup, key, self._limits(record.spec))
@@ -339,11 +371,13 @@ class DeployManager:
                 model=name,
                 fmt=record.format,
                 artifact=record.spec.artifact,
+                socket=sockets / serving.SOCKET,
             )
         )
         log_path = directory / serving.LOG_FILE
         process = await start_process(argv, log_path, run, self.confiner.env(owner, run))
-        server = ServerProcess(process, run / serving.SOCKET, log_path, time.monotonic(), cgroup)
+        socket = sockets / serving.SOCKET
+        server = ServerProcess(process, socket, log_path, time.monotonic(), cgroup)
         try:
             await wait_ready(server, serving.ready_path(name), serving.READY_TIMEOUT)
         except BaseException:
@@ -411,6 +445,7 @@ class DeployManager:
         self.store.delete(owner, name)
         self.last_request.pop(key, None)
         await asyncio.to_thread(shutil.rmtree, self._dir(owner, name), True)
+        await asyncio.to_thread(shutil.rmtree, self._socket_dir(owner, name), True)
 
     def logs(self, owner: str, name: str, tail: int | None = None) -> str:
         self._record(owner, name)

@@ -5,8 +5,8 @@ server: loopback only, no metrics server, ``parallel_workers: 0`` -- with MLServ
 pool the model fails to load under uvloop 0.22+, FACTS.md) and ``model-settings.json`` (the
 model: its name, the runtime of its format, the artifact's URI), and the artifact itself
 under ``model/``. MLServer cannot listen on a unix socket, so the server runs in a network
-namespace of its own and :mod:`codespace.deploy.launcher` relays a unix socket (in the
-deployment's ``run/`` directory, reachable by the hub's deploy service only) to its port.
+namespace of its own and :mod:`codespace.deploy.launcher` relays a unix socket (in a
+directory of the account's that only the hub's deploy service reaches) to its port.
 
 The serving environment is the codespace's environment plus MLServer and the runtime of the
 format, with every package the codespace has pinned to the version it has there
@@ -98,13 +98,15 @@ def server_argv(
     model: str = "",
     fmt: str = "",
     artifact: str = "",
+    socket: Path | None = None,
     port: int = HTTP_PORT,
 ) -> list[str]:
-    """The launcher (platform Python) relaying ``run/http.sock`` to the model server on
+    """The launcher (platform Python) relaying ``socket`` to the model server on
     ``port``: MLServer for V2, KServe's ``ModelServer`` (:mod:`codespace.deploy.v1server`)
     for V1."""
     launcher = [sys.executable, "-I", "-m", "codespace.deploy.launcher"]
-    launcher += ["--socket", str(deployment_dir / RUN_DIR / SOCKET), "--port", str(port), "--"]
+    socket = socket or deployment_dir / RUN_DIR / SOCKET
+    launcher += ["--socket", str(socket), "--port", str(port), "--"]
     if protocol != "v1":
         return [*launcher, str(serving_env / "bin" / "mlserver"), "start", str(deployment_dir)]
     path = deployment_dir / MODEL_DIR / PurePosixPath(artifact).name
