@@ -23,15 +23,10 @@ Writes need the XSRF token when authenticated by cookie (jupyter_server checks i
 
 from __future__ import annotations
 
-import functools
-import json
-from collections.abc import Awaitable, Callable
 from pathlib import PurePosixPath
 from typing import Any
 
 from jupyter_server.auth.decorator import authorized
-from jupyter_server.base.handlers import APIHandler
-from pydantic import BaseModel
 from tornado import web
 
 from codespace.deploy.backend import (
@@ -42,39 +37,20 @@ from codespace.deploy.backend import (
 )
 from codespace.deploy.service import DeployService
 from codespace.jobs.models import seconds
+from extensions.api import ServiceHandler, http_errors
 
 API = r"/codespace/api/deployments"
 NAME = r"(?P<name>[^/_][^/]*)"  # "_detect" is not a deployment name (they start with a letter)
 NO_BODY = (204, 304)
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, BaseModel):
-        return value.model_dump(mode="json")
-    if isinstance(value, list):
-        return [_jsonable(item) for item in value]
-    if isinstance(value, dict):
-        return {key: _jsonable(item) for key, item in value.items()}
-    return value
-
-
-def _errors(method: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
-    """Deploy errors become JSON errors a user can read."""
-
-    @functools.wraps(method)
-    async def wrapper(self: DeployHandler, *args: Any, **kwargs: Any) -> None:
-        try:
-            await method(self, *args, **kwargs)
-        except DeploymentNotFound as error:
-            raise web.HTTPError(404, str(error)) from error
-        except DeploymentExists as error:
-            raise web.HTTPError(409, str(error)) from error
-        except BackendUnavailable as error:
-            raise web.HTTPError(503, str(error)) from error
-        except DeployError as error:
-            raise web.HTTPError(400, str(error)) from error
-
-    return wrapper
+# Deploy errors become JSON errors a user can read.
+_errors = http_errors(
+    (DeploymentNotFound, 404),
+    (DeploymentExists, 409),
+    (BackendUnavailable, 503),
+    (DeployError, 400),
+)
 
 
 def expires_in(value: Any) -> int | None:
@@ -99,21 +75,9 @@ def sub_path(value: str) -> str:
     return path
 
 
-class DeployHandler(APIHandler):
+class DeployHandler(ServiceHandler):
     auth_resource = "kernels"  # a deployment loads and runs the user's model, as a kernel does
-
-    def initialize(self, service: DeployService) -> None:
-        self.service = service
-
-    def reply(self, value: Any, status: int = 200) -> None:
-        self.set_status(status)
-        self.finish(json.dumps(_jsonable(value)))
-
-    def json_body(self) -> Any:
-        try:
-            return json.loads(self.request.body or b"{}")
-        except ValueError as error:
-            raise web.HTTPError(400, "the request body is not JSON") from error
+    service: DeployService
 
 
 class DeploymentsHandler(DeployHandler):
@@ -121,12 +85,7 @@ class DeploymentsHandler(DeployHandler):
     @authorized
     @_errors
     async def get(self) -> None:
-        records, problems = await self.service.list()
-        backends = [
-            {**item, **({"error": problems[item["name"]]} if item["name"] in problems else {})}
-            for item in self.service.backends()
-        ]
-        self.reply({"backends": backends, "deployments": records})
+        await self.reply_listing("deployments")
 
     @web.authenticated
     @authorized
@@ -167,14 +126,7 @@ class LogsHandler(DeployHandler):
     @authorized
     @_errors
     async def get(self, name: str) -> None:
-        tail = self.get_query_argument("tail", None)
-        try:
-            lines = None if tail in (None, "") else int(tail)
-        except ValueError as error:
-            raise web.HTTPError(400, "tail must be a number of lines") from error
-        if lines is not None and lines < 0:
-            raise web.HTTPError(400, "tail must be a number of lines")
-        self.reply({"text": await self.service.logs(name, lines)})
+        self.reply({"text": await self.service.logs(name, self.tail())})
 
 
 class PredictHandler(DeployHandler):

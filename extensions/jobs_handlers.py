@@ -14,65 +14,25 @@ Writes need the XSRF token when authenticated by cookie (jupyter_server checks i
 
 from __future__ import annotations
 
-import functools
-import json
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from jupyter_server.auth.decorator import authorized
-from jupyter_server.base.handlers import APIHandler
-from pydantic import BaseModel
 from tornado import web
 
 from codespace.jobs.backend import BackendUnavailable, JobError, JobNotFound
 from codespace.jobs.service import JobService
+from extensions.api import ServiceHandler, http_errors
 
 API = r"/codespace/api/jobs"
 ID = r"(?P<job_id>[^/]+)"
 
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, BaseModel):
-        return value.model_dump(mode="json")
-    if isinstance(value, list):
-        return [_jsonable(item) for item in value]
-    if isinstance(value, dict):
-        return {key: _jsonable(item) for key, item in value.items()}
-    return value
+# Job errors become JSON errors a user can read.
+_errors = http_errors((JobNotFound, 404), (BackendUnavailable, 503), (JobError, 400))
 
 
-def _errors(method: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
-    """Job errors become JSON errors a user can read."""
-
-    @functools.wraps(method)
-    async def wrapper(self: JobHandler, *args: Any, **kwargs: Any) -> None:
-        try:
-            await method(self, *args, **kwargs)
-        except JobNotFound as error:
-            raise web.HTTPError(404, str(error)) from error
-        except BackendUnavailable as error:
-            raise web.HTTPError(503, str(error)) from error
-        except JobError as error:
-            raise web.HTTPError(400, str(error)) from error
-
-    return wrapper
-
-
-class JobHandler(APIHandler):
+class JobHandler(ServiceHandler):
     auth_resource = "kernels"  # a job runs code, as a kernel does
-
-    def initialize(self, service: JobService) -> None:
-        self.service = service
-
-    def reply(self, value: Any, status: int = 200) -> None:
-        self.set_status(status)
-        self.finish(json.dumps(_jsonable(value)))
-
-    def json_body(self) -> Any:
-        try:
-            return json.loads(self.request.body or b"{}")
-        except ValueError as error:
-            raise web.HTTPError(400, "the request body is not JSON") from error
+    service: JobService
 
 
 class JobsHandler(JobHandler):
@@ -80,12 +40,7 @@ class JobsHandler(JobHandler):
     @authorized
     @_errors
     async def get(self) -> None:
-        records, problems = await self.service.list()
-        backends = [
-            {**item, **({"error": problems[item["name"]]} if item["name"] in problems else {})}
-            for item in self.service.backends()
-        ]
-        self.reply({"backends": backends, "jobs": records})
+        await self.reply_listing("jobs")
 
     @web.authenticated
     @authorized
@@ -107,14 +62,7 @@ class JobLogsHandler(JobHandler):
     @authorized
     @_errors
     async def get(self, job_id: str) -> None:
-        tail = self.get_query_argument("tail", None)
-        try:
-            lines = None if tail in (None, "") else int(tail)
-        except ValueError as error:
-            raise web.HTTPError(400, "tail must be a number of lines") from error
-        if lines is not None and lines < 0:
-            raise web.HTTPError(400, "tail must be a number of lines")
-        self.reply({"text": await self.service.logs(job_id, lines)})
+        self.reply({"text": await self.service.logs(job_id, self.tail())})
 
 
 class JobCancelHandler(JobHandler):

@@ -7,11 +7,11 @@ uses). With ``--catalog FILE`` they read a local catalog directly, without a ser
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from typing import Any
 
+from codespace.cli.common import command_group, print_fields, print_table, runner
 from codespace.client import ApiError, CodespaceClient
 from codespace.datasets.backend import DatasetError
 from codespace.datasets.direct import DirectClient
@@ -21,14 +21,6 @@ def _source(args: argparse.Namespace) -> Any:
     if args.catalog:
         return DirectClient(args.catalog, cache_dir=args.cache_dir, workspace=args.workspace)
     return CodespaceClient()
-
-
-def _print_table(rows: list[list[str]]) -> None:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        print(
-            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-        )
 
 
 def _list(args: argparse.Namespace, api: Any) -> Any:
@@ -49,7 +41,7 @@ def _list(args: argparse.Namespace, api: Any) -> Any:
                 d["mountPath"] if d["mounted"] else "",
             ]
         )
-    _print_table(rows)
+    print_table(rows)
     return None
 
 
@@ -58,9 +50,7 @@ def _show(args: argparse.Namespace, api: Any) -> Any:
     if args.json:
         return dataset
     status = dataset.pop("status")
-    for key, value in [*dataset.items(), *status.items()]:
-        if value not in (None, "", [], {}):
-            print(f"{key + ':':18} {value}")
+    print_fields([*dataset.items(), *status.items()], 18)
     return None
 
 
@@ -101,25 +91,13 @@ def _mount(args: argparse.Namespace, api: Any) -> Any:
     return None
 
 
-def _run(handler: Any) -> Any:
-    def func(args: argparse.Namespace) -> int:
-        try:
-            output = handler(args, _source(args))
-        except (ApiError, DatasetError, ValueError) as error:
-            print(f"codespace datasets: {error}", file=sys.stderr)
-            return 1
-        if output is not None:
-            print(json.dumps(output, indent=2))
-        return 0
-
-    return func
+_run = runner("codespace datasets", _source, (ApiError, DatasetError, ValueError))
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("datasets", help="list, inspect, prewarm and mount datasets")
-    commands = parser.add_subparsers(dest="datasets_command", metavar="COMMAND", required=True)
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--json", action="store_true", help="print JSON")
+    commands, common = command_group(
+        subparsers, "datasets", "list, inspect, prewarm and mount datasets"
+    )
     common.add_argument("--catalog", help="read this local catalog directly instead of the server")
     common.add_argument("--cache-dir", help="with --catalog: the prewarm cache directory")
     common.add_argument("--workspace", help="with --catalog: mount under WORKSPACE/datasets/")

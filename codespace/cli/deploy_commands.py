@@ -20,19 +20,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from codespace.cli.common import command_group, print_fields, print_table, runner
 from codespace.client import ApiError
 from codespace.deploy.records import CREATING
 from codespace.deploy.sdk import DeployApi, deployment_spec, request_body, response_outputs
 
 PROG = "codespace deploy"
-
-
-def _print_table(rows: list[list[str]]) -> None:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        print(
-            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-        )
 
 
 def _url(record: dict[str, Any]) -> str:
@@ -100,7 +93,7 @@ def _list(args: argparse.Namespace, api: DeployApi) -> Any:
                 _url(record),
             ]
         )
-    _print_table(rows)
+    print_table(rows)
     return None
 
 
@@ -110,9 +103,7 @@ def _show(args: argparse.Namespace, api: DeployApi) -> Any:
         return record
     spec = record.pop("spec")
     endpoint = record.pop("endpoint", None) or {}
-    for key, value in record.items():
-        if value not in (None, "", [], {}):
-            print(f"{key + ':':14} {value}")
+    print_fields(record.items(), 14)
     for key in ("url", "infer", "ready"):
         if endpoint.get(key):
             print(f"{key + ':':14} {endpoint[key]}")
@@ -174,18 +165,7 @@ def _token(args: argparse.Namespace, api: DeployApi) -> Any:
     return None
 
 
-def _run(handler: Any) -> Any:
-    def func(args: argparse.Namespace) -> int:
-        try:
-            output = handler(args, DeployApi())
-        except (ApiError, ValueError, TypeError, TimeoutError) as error:
-            print(f"{PROG}: {error}", file=sys.stderr)
-            return 1
-        if output is not None:
-            print(json.dumps(output, indent=2))
-        return getattr(args, "exit_code", 0)
-
-    return func
+_run = runner(PROG, lambda args: DeployApi(), (ApiError, ValueError, TypeError, TimeoutError))
 
 
 def _create_parser(commands: Any, common: argparse.ArgumentParser) -> None:
@@ -219,10 +199,7 @@ def _create_parser(commands: Any, common: argparse.ArgumentParser) -> None:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("deploy", help="deploy models and call them")
-    commands = parser.add_subparsers(dest="deploy_command", metavar="COMMAND", required=True)
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--json", action="store_true", help="print JSON")
+    commands, common = command_group(subparsers, "deploy", "deploy models and call them")
 
     _create_parser(commands, common)
     commands.add_parser("list", parents=[common], help="your deployments").set_defaults(

@@ -18,17 +18,10 @@ import sys
 import time
 from typing import Any
 
+from codespace.cli.common import command_group, print_fields, print_table, runner
 from codespace.client import ApiError, CodespaceClient
 from codespace.jobs.records import JobRecord
 from codespace.jobs.sdk import job_spec
-
-
-def _print_table(rows: list[list[str]]) -> None:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        print(
-            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-        )
 
 
 def _elapsed(job: dict[str, Any]) -> str:
@@ -140,7 +133,7 @@ def _list(args: argparse.Namespace, api: CodespaceClient) -> Any:
                 job.get("reason") or "",
             ]
         )
-    _print_table(rows)
+    print_table(rows)
     return None
 
 
@@ -149,9 +142,7 @@ def _show(args: argparse.Namespace, api: CodespaceClient) -> Any:
     if args.json:
         return job
     spec = job.pop("spec")
-    for key, value in job.items():
-        if value not in (None, "", [], {}):
-            print(f"{key + ':':16} {value}")
+    print_fields(job.items(), 16)
     print(f"{'spec:':16} {json.dumps(spec, separators=(',', ':'))}")
     return None
 
@@ -181,18 +172,7 @@ def _resubmit(args: argparse.Namespace, api: CodespaceClient) -> Any:
     return None
 
 
-def _run(handler: Any) -> Any:
-    def func(args: argparse.Namespace) -> int:
-        try:
-            output = handler(args, CodespaceClient())
-        except (ApiError, ValueError) as error:
-            print(f"codespace jobs: {error}", file=sys.stderr)
-            return 1
-        if output is not None:
-            print(json.dumps(output, indent=2))
-        return getattr(args, "exit_code", 0)
-
-    return func
+_run = runner("codespace jobs", lambda args: CodespaceClient(), (ApiError, ValueError))
 
 
 def _submit_parser(commands: Any, common: argparse.ArgumentParser) -> None:
@@ -236,10 +216,7 @@ def _submit_parser(commands: Any, common: argparse.ArgumentParser) -> None:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("jobs", help="submit, list, inspect and cancel jobs")
-    commands = parser.add_subparsers(dest="jobs_command", metavar="COMMAND", required=True)
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--json", action="store_true", help="print JSON")
+    commands, common = command_group(subparsers, "jobs", "submit, list, inspect and cancel jobs")
 
     _submit_parser(commands, common)
     commands.add_parser("list", parents=[common], help="your jobs").set_defaults(func=_run(_list))

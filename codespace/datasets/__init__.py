@@ -18,10 +18,7 @@ attributes (``CatalogEntry``, ``DatasetBackend``), and is never loaded by the SD
 
 from __future__ import annotations
 
-import builtins
-import importlib
-from typing import Any
-
+from codespace._lazy import lazy_attributes
 from codespace.datasets.errors import DatasetError, DatasetNotFound
 from codespace.datasets.paths import PathRefused
 from codespace.datasets.records import (
@@ -39,19 +36,7 @@ _LAZY = {
     "CatalogEntry": "codespace.datasets.models",
     "DatasetBackend": "codespace.datasets.backend",
 }
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> builtins.list[str]:
-    return sorted({*globals(), *_LAZY})
+__getattr__, __dir__ = lazy_attributes(globals(), _LAZY)
 
 
 # The lazy server-side names stay out of __all__: ``import *`` in a notebook loads no pydantic.

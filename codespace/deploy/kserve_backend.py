@@ -63,6 +63,7 @@ from codespace.deploy.formats import FormatError, ModelFormat, detect
 from codespace.deploy.models import URI_SCHEMES, DeploymentRecord, DeploymentSpec, endpoint
 from codespace.jobs.argo import dataset_paths, launch_env
 from codespace.jobs.argo_workflow import MANAGED_BY, OWNER_ANNOTATION, OWNER_LABEL, label_value
+from codespace.kube.client import Conflict, KubeClient, namespace_from
 from codespace.kube.config import Profile
 
 OPTIONS = {
@@ -70,96 +71,19 @@ OPTIONS = {
     "same_node", "profiles", "profile", "service_account", "pull_secrets", "labels",
     "run_as_user", "api_url", "token", "token_file", "ca", "verify_ssl", "kubeconfig", "timeout",
 }  # fmt: skip
-SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 LOG_LINES_IN_REASON = 5
-
-
-class Conflict(Exception):
-    """An object of that name exists already."""
-
-
-def _unavailable(status: int | None) -> bool:
-    return status in (401, 403) or (status or 0) >= 500
 
 
 def _not_installed(api_version: str, plural: str) -> BackendUnavailable:
     return BackendUnavailable(f"the Kubernetes API has no {api_version} {plural}: no KServe?")
 
 
-class KubeApi:
-    """The few calls the backend makes on one namespace. ``connection``: the ``api_url``,
-    ``token``, ``token_file``, ``ca``, ``verify_ssl`` and ``kubeconfig`` options. Errors:
-    404 -> LookupError, 409 -> Conflict, unreachable / credentials refused / server errors ->
-    BackendUnavailable, other refusals -> DeployError."""
+class KubeApi(KubeClient):
+    """The few calls the backend makes on one namespace (see :class:`KubeClient`; the
+    connection options are the backend's ``api_url``, ``token``, ``token_file``, ``ca``,
+    ``verify_ssl`` and ``kubeconfig``); other refusals are DeployError."""
 
-    def __init__(
-        self, namespace: str, connection: Mapping[str, Any] | None = None, *, api_client=None
-    ) -> None:
-        self.namespace = namespace
-        self.connection = dict(connection or {})
-        self._api_client = api_client
-        self._owns_client = api_client is None
-
-    async def _configuration(self) -> Any:
-        from kubernetes_asyncio import client, config
-
-        options, configuration = self.connection, client.Configuration()
-        if options.get("api_url"):
-            configuration.host = str(options["api_url"]).rstrip("/")
-            configuration.verify_ssl = bool(options.get("verify_ssl", True))
-            configuration.ssl_ca_cert = options.get("ca")
-            if options.get("token") or options.get("token_file"):
-                configuration.api_key_prefix["BearerToken"] = "Bearer"
-                configuration.api_key["BearerToken"] = options.get("token") or ""
-            if options.get("token_file"):
-                path = Path(str(options["token_file"]))
-
-                def reread(conf: Any) -> None:  # a projected token rotates
-                    conf.api_key["BearerToken"] = path.read_text(encoding="utf-8").strip()
-
-                configuration.refresh_api_key_hook = reread
-            return configuration
-        try:
-            if options.get("kubeconfig"):
-                raise config.ConfigException("a kubeconfig is configured")
-            config.load_incluster_config(client_configuration=configuration)
-        except config.ConfigException:
-            try:
-                await config.load_kube_config(
-                    config_file=options.get("kubeconfig"), client_configuration=configuration
-                )
-            except (config.ConfigException, OSError, ValueError) as error:
-                raise BackendUnavailable(f"no Kubernetes API to talk to: {error}") from error
-        return configuration
-
-    async def _client(self) -> Any:
-        if self._api_client is None:
-            from kubernetes_asyncio import client
-
-            self._api_client = client.ApiClient(configuration=await self._configuration())
-        return self._api_client
-
-    async def _call(self, api: str, method: str, *args: Any, **kwargs: Any) -> Any:
-        import aiohttp
-        from kubernetes_asyncio import client
-        from kubernetes_asyncio.client.exceptions import ApiException
-
-        target = getattr(client, api)(await self._client())
-        try:
-            result = await getattr(target, method)(*args, **kwargs)
-        except ApiException as error:
-            if error.status == 404:
-                raise LookupError(error.reason) from error
-            if error.status == 409:
-                raise Conflict(error.reason) from error
-            body = (error.body or "")[:300]
-            kind = BackendUnavailable if _unavailable(error.status) else DeployError
-            raise kind(f"Kubernetes API: {error.status} {error.reason}: {body}") from error
-        except (aiohttp.ClientError, OSError) as error:
-            raise BackendUnavailable(f"cannot reach the Kubernetes API: {error}") from error
-        if api == "CoreV1Api" and not isinstance(result, str):
-            return (await self._client()).sanitize_for_serialization(result)
-        return result
+    unavailable, refused = BackendUnavailable, DeployError
 
     async def _custom(self, method: str, api_version: str, plural: str, *args, **kwargs):
         version = api_version.rpartition("/")[2]
@@ -205,7 +129,9 @@ class KubeApi:
 
     async def pods(self, selector: str) -> list[dict]:
         method = "list_namespaced_pod"
-        listing = await self._call("CoreV1Api", method, self.namespace, label_selector=selector)
+        listing = await self._serialized(
+            "CoreV1Api", method, self.namespace, label_selector=selector
+        )
         return listing.get("items") or []
 
     async def pod_log(self, pod: str, container: str, tail: int | None, previous=False) -> str:
@@ -220,27 +146,13 @@ class KubeApi:
     async def read(self, kind: str, name: str) -> dict | None:
         """A core object (``pod``, ``persistent_volume_claim``), None when unreadable."""
         try:
-            return await self._call("CoreV1Api", f"read_namespaced_{kind}", name, self.namespace)
+            method = f"read_namespaced_{kind}"
+            return await self._serialized("CoreV1Api", method, name, self.namespace)
         except (LookupError, DeployError):
             return None
 
-    async def close(self) -> None:
-        if self._owns_client and self._api_client is not None:
-            await self._api_client.close()
-        self._api_client = None
-
 
 # -- options ------------------------------------------------------------------------------
-
-
-def _namespace(options: Mapping[str, Any], environment: Mapping[str, str]) -> str:
-    if options.get("namespace"):
-        return str(options["namespace"])
-    if environment.get("POD_NAMESPACE"):
-        return environment["POD_NAMESPACE"]
-    if SERVICE_ACCOUNT_NAMESPACE.exists():
-        return SERVICE_ACCOUNT_NAMESPACE.read_text(encoding="utf-8").strip()
-    return "default"
 
 
 def _check_options(options: Mapping[str, Any]) -> list[Profile]:
@@ -289,7 +201,7 @@ class KServeDeployBackend(DeployBackend):
     @classmethod
     def from_settings(cls, settings: DeploySettings) -> Self:
         options, environment = dict(settings.options), dict(settings.environment)
-        api = KubeApi(_namespace(options, environment), options)
+        api = KubeApi(namespace_from(options, environment), options)
         owner, workspace = settings.owner, settings.workspace
         return cls(api, owner=owner, workspace=workspace, environment=environment, options=options)
 

@@ -19,15 +19,14 @@ imports no engine client. The service:
 
 from __future__ import annotations
 
-import asyncio
-import builtins
-import logging
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from pydantic import ValidationError
 
+from codespace.backends import Backends
 from codespace.deploy.backend import (
     BackendUnavailable,
     DeployBackend,
@@ -46,8 +45,6 @@ from codespace.deploy.models import (
     with_defaults,
 )
 from codespace.jobs.service import field_errors
-
-log = logging.getLogger(__name__)
 
 
 def workspace_path(workspace: Path, artifact: str) -> Path | None:
@@ -116,8 +113,11 @@ def _uri_format(artifact: str, declared: str | None) -> str:
     )
 
 
-class DeployService:
+class DeployService(Backends[DeployBackend, DeploymentRecord]):
     """The configured deploy backends, by name, built lazily; one API over all of them."""
+
+    kind, noun = "deploy", "deployment"
+    error, not_found, unavailable = DeployError, DeploymentNotFound, BackendUnavailable
 
     def __init__(
         self,
@@ -126,37 +126,20 @@ class DeployService:
         workspace: Path,
         defaults: Callable[[], Mapping[str, Any]] = dict,
     ) -> None:
-        if default not in factories:
-            configured = ", ".join(factories) or "none"
-            raise ValueError(f"default deploy backend {default!r} is not configured ({configured})")
-        self.factories = dict(factories)
-        self.default = default
+        super().__init__(factories, default)
         self.workspace = Path(workspace)
         self.defaults = defaults
-        self._built: dict[str, DeployBackend] = {}
-        self._owners: dict[str, str] = {}  # deployment name -> backend name, as seen
+
+    def key(self, record: DeploymentRecord) -> str:
+        return record.name
+
+    def created(self, record: DeploymentRecord) -> datetime:
+        return record.created
 
     def default_backend(self, defaults: Mapping[str, Any] | None = None) -> str:
         """The backend of a deployment that names none: the ``deploy:`` key's, else the site's."""
         chosen = (self.defaults() if defaults is None else defaults).get("backend")
         return chosen if isinstance(chosen, str) and chosen in self.factories else self.default
-
-    def backends(self) -> builtins.list[dict[str, Any]]:
-        default = self.default_backend()
-        return [{"name": name, "default": name == default} for name in self.factories]
-
-    def backend(self, name: str) -> DeployBackend:
-        """The backend configured as ``name``, built on first use."""
-        if name not in self.factories:
-            configured = ", ".join(self.factories)
-            raise DeployError(f"backend {name!r} is not configured here (configured: {configured})")
-        if name not in self._built:
-            try:
-                self._built[name] = self.factories[name]()
-            except Exception as error:  # the site's configuration or engine, not the request
-                log.exception("deploy backend %s could not be built", name)
-                raise BackendUnavailable(f"backend {name!r} is unavailable: {error}") from error
-        return self._built[name]
 
     # --- create ----------------------------------------------------------------------------
 
@@ -213,57 +196,7 @@ class DeployService:
                 f"a deployment named {deployment!r} exists already (backend {name!r})"
             )
 
-    # --- read and act ----------------------------------------------------------------------
-
-    async def list(self) -> tuple[builtins.list[DeploymentRecord], dict[str, str]]:
-        """Every backend's deployments, newest first, and the backends that failed (why)."""
-        names = builtins.list(self.factories)
-        results = await asyncio.gather(
-            *(self._list_one(name) for name in names), return_exceptions=True
-        )
-        records: builtins.list[DeploymentRecord] = []
-        problems: dict[str, str] = {}
-        for name, result in zip(names, results, strict=True):
-            if isinstance(result, BaseException):
-                if not isinstance(result, Exception):
-                    raise result
-                problems[name] = str(result)
-                continue
-            records.extend(result)
-            self._owners.update((record.name, name) for record in result)
-        records.sort(key=lambda record: record.created.timestamp(), reverse=True)
-        return records, problems
-
-    async def _list_one(self, name: str) -> builtins.list[DeploymentRecord]:
-        return await self.backend(name).list()
-
-    async def find(self, deployment: str) -> tuple[DeployBackend, DeploymentRecord]:
-        """The backend serving ``deployment`` and its record; DeploymentNotFound from all."""
-        known = self._owners.get(deployment)
-        order = [known] if known in self.factories else []
-        order += [name for name in self.factories if name != known]
-        unavailable = []
-        for name in order:
-            try:
-                backend = self.backend(name)
-                record = await backend.get(deployment)
-            except DeploymentNotFound:
-                continue
-            except BackendUnavailable:
-                unavailable.append(name)
-                continue
-            self._owners[deployment] = name
-            return backend, record
-        self._owners.pop(deployment, None)
-        if unavailable:
-            raise BackendUnavailable(
-                f"no deployment {deployment!r} in the backends that answered "
-                f"({', '.join(unavailable)}: unavailable)"
-            )
-        raise DeploymentNotFound(f"no deployment {deployment!r}")
-
-    async def get(self, deployment: str) -> DeploymentRecord:
-        return (await self.find(deployment))[1]
+    # --- read and act (list, find and get: Backends) ---------------------------------------
 
     async def logs(self, deployment: str, tail: int | None = None) -> str:
         backend, record = await self.find(deployment)
@@ -287,8 +220,3 @@ class DeployService:
     ) -> ShareToken:
         backend, record = await self.find(deployment)
         return await backend.share(record.name, note, expires_in)
-
-    async def close(self) -> None:
-        for backend in reversed(builtins.list(self._built.values())):
-            await backend.close()
-        self._built.clear()

@@ -20,10 +20,7 @@ modules, or lazily through this package's attributes (``JobBackend``, ``Submissi
 
 from __future__ import annotations
 
-import builtins
-import importlib
-from typing import Any
-
+from codespace._lazy import lazy_attributes
 from codespace.client import ApiError
 from codespace.jobs.records import JobRecord, JobResources, JobSpec
 from codespace.jobs.sdk import Job, get, list, submit
@@ -36,19 +33,7 @@ _LAZY = {
     "JobSettings": "codespace.jobs.backend",
     "Submission": "codespace.jobs.models",
 }
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> builtins.list[str]:
-    return sorted({*globals(), *_LAZY})
+__getattr__, __dir__ = lazy_attributes(globals(), _LAZY)
 
 
 # The lazy server-side names stay out of __all__: ``import *`` in a notebook loads no pydantic.

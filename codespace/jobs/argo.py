@@ -76,6 +76,7 @@ from codespace.jobs.argo_workflow import (
 )
 from codespace.jobs.backend import JobBackend, JobError, JobNotFound, JobSettings
 from codespace.jobs.models import JobRecord, JobSpec, JobState, Submission
+from codespace.kube.client import namespace_from
 from codespace.kube.config import Profile
 from codespace.launch import LAUNCH_ENV, PLATFORM_VARIABLES, RuntimePlan
 
@@ -85,7 +86,6 @@ OPTIONS = {
     "labels", "ttl_seconds", "cancel", "kubeconfig", "server_url", "token", "token_file",
     "verify_ssl",
 }  # fmt: skip
-SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 STOPPED = "Stopped with strategy"  # Argo's message on nodes a shutdown ended
 # Labels KubeSpawner puts on a server's pod that pick out that one pod.
 POD_IDENTITY = ("hub.jupyter.org/username", "hub.jupyter.org/servername", "component")
@@ -269,16 +269,6 @@ def next_to(pod: dict) -> dict:
     return {"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [term]}}
 
 
-def _namespace(options: Mapping[str, Any], environment: Mapping[str, str]) -> str:
-    if options.get("namespace"):
-        return str(options["namespace"])
-    if environment.get("POD_NAMESPACE"):
-        return environment["POD_NAMESPACE"]
-    if SERVICE_ACCOUNT_NAMESPACE.exists():
-        return SERVICE_ACCOUNT_NAMESPACE.read_text(encoding="utf-8").strip()
-    return "default"
-
-
 def _check_options(options: Mapping[str, Any]) -> list[Profile]:
     unknown = sorted(set(options) - OPTIONS)
     if unknown:
@@ -323,7 +313,7 @@ class ArgoBackend(JobBackend):
     def from_settings(cls, settings: JobSettings) -> Self:
         options, environment = dict(settings.options), settings.environment
         _check_options(options)
-        namespace = _namespace(options, environment)
+        namespace = namespace_from(options, environment)
         api: ArgoApi
         if options.get("server_url"):
             token: Any = options.get("token")

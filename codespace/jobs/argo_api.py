@@ -27,12 +27,9 @@ from codespace.jobs.argo_workflow import (
     WORKFLOW_LABEL,
 )
 from codespace.jobs.backend import BackendUnavailable, JobError
+from codespace.kube.client import Conflict, KubeClient, is_unavailable
 
 NODE_NAME = "workflows.argoproj.io/node-name"  # Argo's annotation on a pod: its node
-
-
-class Conflict(Exception):
-    """A Workflow of that name exists already."""
 
 
 class ArgoApi(ABC):
@@ -69,64 +66,20 @@ class ArgoApi(ABC):
         """Release the connection."""
 
 
-def _unavailable(status: int | None) -> bool:
-    """Credentials refused or the server failing: the backend cannot serve now."""
-    return status in (401, 403) or (status or 0) >= 500
-
-
 def _natural(text: str) -> tuple:
     return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text))
 
 
-class KubeApi(ArgoApi):
+class KubeApi(KubeClient, ArgoApi):
     """The ``argoproj.io/v1alpha1`` Workflow custom resource through the Kubernetes API."""
+
+    unavailable, refused = BackendUnavailable, JobError
 
     def __init__(
         self, namespace: str, *, api_client: Any = None, kubeconfig: str | None = None
     ) -> None:
-        self.namespace = namespace
+        super().__init__(namespace, {"kubeconfig": kubeconfig}, api_client=api_client)
         self.kubeconfig = kubeconfig
-        self._api_client = api_client
-        self._owns_client = api_client is None
-
-    async def _client(self) -> Any:
-        if self._api_client is None:
-            from kubernetes_asyncio import client, config
-
-            configuration = client.Configuration()
-            try:
-                if self.kubeconfig:
-                    raise config.ConfigException("a kubeconfig is configured")
-                config.load_incluster_config(client_configuration=configuration)
-            except config.ConfigException:
-                try:
-                    await config.load_kube_config(
-                        config_file=self.kubeconfig, client_configuration=configuration
-                    )
-                except (config.ConfigException, OSError, ValueError) as error:
-                    raise BackendUnavailable(f"no Kubernetes API to talk to: {error}") from error
-            self._api_client = client.ApiClient(configuration=configuration)
-        return self._api_client
-
-    async def _call(self, api: str, method: str, *args: Any, **kwargs: Any) -> Any:
-        """Call ``client.<api>(...).<method>``: 404 -> LookupError, 409 -> Conflict."""
-        import aiohttp
-        from kubernetes_asyncio import client
-        from kubernetes_asyncio.client.exceptions import ApiException
-
-        target = getattr(client, api)(await self._client())
-        try:
-            return await getattr(target, method)(*args, **kwargs)
-        except ApiException as error:
-            if error.status == 404:
-                raise LookupError(error.reason) from error
-            if error.status == 409:
-                raise Conflict(error.reason) from error
-            body = (error.body or "")[:300]
-            kind = BackendUnavailable if _unavailable(error.status) else JobError
-            raise kind(f"Kubernetes API: {error.status} {error.reason}: {body}") from error
-        except (aiohttp.ClientError, OSError) as error:
-            raise BackendUnavailable(f"cannot reach the Kubernetes API: {error}") from error
 
     async def _custom(self, method: str, *args: Any, **kwargs: Any) -> Any:
         return await self._call(
@@ -156,10 +109,6 @@ class KubeApi(ArgoApi):
             )
         except LookupError:
             return None
-
-    async def _serialized(self, api: str, method: str, *args: Any, **kwargs: Any) -> Any:
-        result = await self._call(api, method, *args, **kwargs)
-        return (await self._client()).sanitize_for_serialization(result)
 
     async def pod_logs(self, workflow: str, job: str, tail: int | None) -> list[tuple[str, str]]:
         selector = f"{WORKFLOW_LABEL}={workflow},{JOB_LABEL}={job}"
@@ -201,11 +150,6 @@ class KubeApi(ArgoApi):
             )
         except (LookupError, JobError):
             return None
-
-    async def close(self) -> None:
-        if self._owns_client and self._api_client is not None:
-            await self._api_client.close()
-            self._api_client = None
 
 
 class ServerApi(ArgoApi):
@@ -265,7 +209,7 @@ class ServerApi(ArgoApi):
                 message = json.loads(text).get("message") or text
             except ValueError:
                 message = text
-            kind = BackendUnavailable if _unavailable(response.status) else JobError
+            kind = BackendUnavailable if is_unavailable(response.status) else JobError
             raise kind(f"Argo Server: {response.status} {str(message)[:300]}")
         return text
 

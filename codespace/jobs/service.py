@@ -19,19 +19,17 @@ start imports no engine client. The service:
 
 from __future__ import annotations
 
-import asyncio
 import builtins
-import logging
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
 
+from codespace.backends import Backends
 from codespace.jobs.backend import BackendUnavailable, JobBackend, JobError, JobNotFound
 from codespace.jobs.models import JobRecord, Submission
 from codespace.jobs.prewarm import PrewarmGate
-
-log = logging.getLogger(__name__)
 
 DEFAULTED = ("resources", "datasets", "backend", "env")  # keys the ``jobs:`` defaults fill
 
@@ -87,8 +85,11 @@ def parse_submission(body: Any, defaults: Mapping[str, Any] | None = None) -> Su
         raise JobError(field_errors(error)) from error
 
 
-class JobService:
+class JobService(Backends[JobBackend, JobRecord]):
     """The configured backends, by name, built lazily; one API over all of them."""
+
+    kind = noun = "job"
+    error, not_found, unavailable = JobError, JobNotFound, BackendUnavailable
 
     def __init__(
         self,
@@ -97,34 +98,19 @@ class JobService:
         defaults: Callable[[], Mapping[str, Any]] = dict,
         prewarm_gate: PrewarmGate | None = None,
     ) -> None:
-        if default not in factories:
-            configured = ", ".join(factories) or "none"
-            raise ValueError(f"default job backend {default!r} is not configured ({configured})")
-        self.factories = dict(factories)
-        self.default = default
+        super().__init__(factories, default)
         self.defaults = defaults
         self.prewarm_gate = prewarm_gate
-        self._built: dict[str, JobBackend] = {}
-        self._owners: dict[str, str] = {}  # job id -> backend name, as seen
 
-    def backends(self) -> builtins.list[dict[str, Any]]:
-        return [{"name": name, "default": name == self.default} for name in self.factories]
+    def key(self, record: JobRecord) -> str:
+        return record.id
 
-    def backend(self, name: str) -> JobBackend:
-        """The backend configured as ``name``, built on first use."""
-        if name not in self.factories:
-            configured = ", ".join(self.factories)
-            raise JobError(f"backend {name!r} is not configured here (configured: {configured})")
-        if name not in self._built:
-            try:
-                self._built[name] = self.factories[name]()
-            except Exception as error:  # the site's configuration or engine, not the request
-                log.exception("job backend %s could not be built", name)
-                raise BackendUnavailable(f"backend {name!r} is unavailable: {error}") from error
-            built = self._built[name]
-            if self.prewarm_gate is not None and hasattr(built, "prewarm_gate"):
-                built.prewarm_gate = self.prewarm_gate
-        return self._built[name]
+    def created(self, record: JobRecord) -> datetime:
+        return record.submitted
+
+    def prepare(self, backend: JobBackend) -> None:
+        if self.prewarm_gate is not None and hasattr(backend, "prewarm_gate"):
+            backend.prewarm_gate = self.prewarm_gate
 
     async def submit(self, body: Any) -> builtins.list[JobRecord]:
         submission = parse_submission(body, self.defaults())
@@ -140,55 +126,6 @@ class JobService:
         self._owners.update((record.id, name) for record in records)
         return records
 
-    async def list(self) -> tuple[builtins.list[JobRecord], dict[str, str]]:
-        """Every backend's jobs, newest first, and the backends that failed (name -> why)."""
-        names = builtins.list(self.factories)
-        results = await asyncio.gather(
-            *(self._list_one(name) for name in names), return_exceptions=True
-        )
-        records: builtins.list[JobRecord] = []
-        problems: dict[str, str] = {}
-        for name, result in zip(names, results, strict=True):
-            if isinstance(result, BaseException):
-                if not isinstance(result, Exception):
-                    raise result
-                problems[name] = str(result)
-                continue
-            records.extend(result)
-            self._owners.update((record.id, name) for record in result)
-        records.sort(key=lambda record: record.submitted.timestamp(), reverse=True)
-        return records, problems
-
-    async def _list_one(self, name: str) -> builtins.list[JobRecord]:
-        return await self.backend(name).list()
-
-    async def find(self, job_id: str) -> tuple[JobBackend, JobRecord]:
-        """The backend holding ``job_id`` and its record; JobNotFound from all of them."""
-        known = self._owners.get(job_id)
-        order = [known] if known else []
-        order += [name for name in self.factories if name != known]
-        unavailable = []
-        for name in order:
-            try:
-                backend = self.backend(name)
-                record = await backend.get(job_id)
-            except JobNotFound:
-                continue
-            except BackendUnavailable:
-                unavailable.append(name)
-                continue
-            self._owners[job_id] = name
-            return backend, record
-        if unavailable:
-            raise BackendUnavailable(
-                f"no job {job_id!r} in the backends that answered ({', '.join(unavailable)}: "
-                "unavailable)"
-            )
-        raise JobNotFound(f"no job {job_id!r}")
-
-    async def get(self, job_id: str) -> JobRecord:
-        return (await self.find(job_id))[1]
-
     async def logs(self, job_id: str, tail: int | None = None) -> str:
         backend, record = await self.find(job_id)
         return await backend.logs(record.id, tail)
@@ -202,8 +139,3 @@ class JobService:
         _, record = await self.find(job_id)
         spec = record.spec.model_copy(update={"after": [], "afterJobs": []})
         return await self.submit({"jobs": [spec.model_dump(mode="json")]})
-
-    async def close(self) -> None:
-        for backend in reversed(builtins.list(self._built.values())):
-            await backend.close()
-        self._built.clear()

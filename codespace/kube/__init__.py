@@ -1,10 +1,11 @@
 """Pure Kubernetes builders: a resolved codespace + user options + an admin profile -> objects.
 
-Nothing in this package performs I/O or imports a Kubernetes client. Every function takes
-plain typed data (:class:`~codespace.spec.model.Codespace`, :class:`~codespace.options.UserOptions`,
-the models in :mod:`codespace.kube.config`) and returns plain dicts in the Kubernetes API's
-own camelCase shape, so ``codespace plan --target kubernetes`` and ``KubeCodespaceSpawner``
-print and apply exactly the same objects.
+Nothing in this package performs I/O or imports a Kubernetes client, but
+:mod:`~codespace.kube.client` (the backends' API client, which imports one when first used).
+Every function takes plain typed data (:class:`~codespace.spec.model.Codespace`,
+:class:`~codespace.options.UserOptions`, the models in :mod:`codespace.kube.config`) and
+returns plain dicts in the Kubernetes API's own camelCase shape, so ``codespace plan --target
+kubernetes`` and ``KubeCodespaceSpawner`` print and apply exactly the same objects.
 
 Modules:
 
@@ -15,4 +16,5 @@ Modules:
 - :mod:`~codespace.kube.workspace`: the workspace PVC and the clone init container
 - :mod:`~codespace.kube.datasets`: Fluid dataset mounts and the "is it Bound" check
 - :mod:`~codespace.kube.plan`: everything above as one :class:`~codespace.kube.plan.KubePlan`
+- :mod:`~codespace.kube.client`: the Kubernetes API client of the Argo and KServe backends
 """

@@ -16,6 +16,7 @@ import ipywidgets as widgets
 
 from codespace.client import ApiError, CodespaceClient
 from codespace.datasets.errors import DatasetError
+from codespace.widgets.base import error_html
 
 COLUMNS = ("name", "source", "phase", "size", "files", "cached", "mount path")
 POLL_SECONDS = 1.0
@@ -95,9 +96,7 @@ class DatasetBrowser(widgets.VBox):
         try:
             return action(*args)
         except (ApiError, DatasetError, ValueError) as error:
-            self.message.value = (
-                f'<span style="color:var(--jp-error-color1)">{html.escape(str(error))}</span>'
-            )
+            self.message.value = error_html(str(error))
             return None
 
     def refresh(self) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import html
 import json
-import threading
 import time
 from pathlib import PurePosixPath
 from typing import Any
@@ -22,13 +21,10 @@ import ipywidgets as widgets
 from codespace.client import ApiError, CodespaceClient
 from codespace.deploy.records import CREATING
 from codespace.deploy.sdk import DeployApi, deployment_spec
+from codespace.widgets.base import Follows, error_html
 
 POLL_SECONDS = 1.0
 STATE_COLOURS = {"ready": "success", "idle": "info", "failed": "error"}
-
-
-def _error(text: str) -> str:
-    return f'<span style="color:var(--jp-error-color1)">{html.escape(text)}</span>'
 
 
 def state_html(record: dict[str, Any]) -> str:
@@ -41,7 +37,7 @@ def state_html(record: dict[str, Any]) -> str:
     )
 
 
-class DeployButton(widgets.VBox):
+class DeployButton(Follows, widgets.VBox):
     """Deploy one model file (or directory) of the workspace, then try it.
 
     ``options`` are those of :func:`codespace.deploy.deploy`: ``format``, ``protocol``,
@@ -72,7 +68,6 @@ class DeployButton(widgets.VBox):
         self.message = widgets.HTML()
         self.button.on_click(lambda _: self.deploy())
         self.test_button.on_click(lambda _: self.test())
-        self._watcher: threading.Thread | None = None
         super().__init__(
             [
                 widgets.HBox([self.button, self.state]),
@@ -89,7 +84,7 @@ class DeployButton(widgets.VBox):
         try:
             return action(*args)
         except (ApiError, ValueError, TypeError) as error:
-            self.message.value = _error(str(error))
+            self.message.value = error_html(str(error))
             return None
 
     def deploy(self) -> dict[str, Any] | None:
@@ -155,8 +150,6 @@ class DeployButton(widgets.VBox):
 
     def _watch(self) -> None:
         """Refresh in the background until the deployment is no longer coming up."""
-        if self._watcher is not None and self._watcher.is_alive():
-            return
 
         def loop() -> None:
             while self.record is not None and self.record["state"] in CREATING:
@@ -164,10 +157,4 @@ class DeployButton(widgets.VBox):
                 if self.refresh() is None:
                     return
 
-        self._watcher = threading.Thread(target=loop, daemon=True)
-        self._watcher.start()
-
-    def wait(self, timeout: float = 60.0) -> None:
-        """Wait for the background refresh to end (tests, scripts)."""
-        if self._watcher is not None:
-            self._watcher.join(timeout)
+        self._follow(loop)

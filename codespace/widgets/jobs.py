@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import html
 import shlex
-import threading
 import time
 from typing import Any
 
@@ -18,6 +17,7 @@ import ipywidgets as widgets
 
 from codespace.client import ApiError, CodespaceClient
 from codespace.jobs.sdk import job_spec
+from codespace.widgets.base import Follows, error_html
 
 COLUMNS = ("name", "backend", "state", "reason", "id")
 UNFINISHED = ("queued", "running")
@@ -52,7 +52,7 @@ def spec_from_form(what: str, backend: str | None, time_limit: str) -> dict[str,
     return job_spec(command=words, backend=backend, resources=resources)
 
 
-class JobPanel(widgets.VBox):
+class JobPanel(Follows, widgets.VBox):
     """Submit, watch, read the logs of, cancel and resubmit jobs from a notebook."""
 
     def __init__(self, client: Any = None, **kwargs: Any) -> None:
@@ -76,7 +76,6 @@ class JobPanel(widgets.VBox):
         self.cancel_button.on_click(lambda _: self.cancel())
         self.resubmit_button.on_click(lambda _: self.resubmit())
         self.choice.observe(lambda change: self.show(change["new"]), names="value")
-        self._watcher: threading.Thread | None = None
         super().__init__(
             [
                 widgets.HBox([self.what, self.backend]),
@@ -98,9 +97,7 @@ class JobPanel(widgets.VBox):
         try:
             return action(*args)
         except (ApiError, ValueError) as error:
-            self.message.value = (
-                f'<span style="color:var(--jp-error-color1)">{html.escape(str(error))}</span>'
-            )
+            self.message.value = error_html(str(error))
             return None
 
     def _load_backends(self) -> None:
@@ -160,8 +157,6 @@ class JobPanel(widgets.VBox):
 
     def _watch(self) -> None:
         """Refresh in the background until no job is queued or running."""
-        if self._watcher is not None and self._watcher.is_alive():
-            return
 
         def loop() -> None:
             while True:
@@ -175,10 +170,4 @@ class JobPanel(widgets.VBox):
                 if not any(job["state"] in UNFINISHED for job in jobs):
                     return
 
-        self._watcher = threading.Thread(target=loop, daemon=True)
-        self._watcher.start()
-
-    def wait(self, timeout: float = 60.0) -> None:
-        """Wait for the background refresh to end (tests, scripts)."""
-        if self._watcher is not None:
-            self._watcher.join(timeout)
+        self._follow(loop)
