@@ -4,8 +4,7 @@
 #   CODESPACE_HUB_IP/PORT    where the proxy listens (default 127.0.0.1:8000); the proxy's
 #                            API and the hub use the next two ports on 127.0.0.1
 #                            (CODESPACE_HUB_PROXY_API_PORT, CODESPACE_HUB_HUB_PORT)
-#                            the deploy service listens on the third port after it
-#                            (CODESPACE_HUB_DEPLOY_PORT)
+#                            the deploy service on a free port (CODESPACE_HUB_DEPLOY_PORT)
 #   CODESPACE_HUB_ADMIN_USERS comma-separated admin user names (default admin)
 #   CODESPACE_HUB_ADMIN_TOKEN optional: an admin service token for automation
 #   CODESPACE_HUB_REPO_ROOTS  directories (os.pathsep-separated) for local repositories
@@ -13,6 +12,7 @@
 #   CODESPACE_HUB_DATASET_CATALOG optional: the dataset catalog (YAML); default
 #                            <data dir>/datasets.yaml when that file exists
 import os
+import socket
 import sys
 from pathlib import Path
 
@@ -68,12 +68,19 @@ c.Authenticator.admin_users = {
 }
 c.Authenticator.allow_all = True
 
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 # -- deployments: the hub's deploy service (local model endpoints, hub/deploy/app.py) ------
-# It listens on the port after the hub's (127.0.0.1); the proxy serves it at
+# It listens on a free port of 127.0.0.1 (or CODESPACE_HUB_DEPLOY_PORT); the proxy serves it at
 # /services/codespace-deploy/. Every user, and every codespace server's token, may call it;
 # the service itself lets a user see and call only their own deployments.
 DEPLOY = "codespace-deploy"
-deploy_port = int(os.environ.get("CODESPACE_HUB_DEPLOY_PORT", c.JupyterHub.port + 3))
+deploy_port = int(os.environ.get("CODESPACE_HUB_DEPLOY_PORT") or _free_port())
 public_host = "127.0.0.1" if c.JupyterHub.ip in ("", "0.0.0.0") else c.JupyterHub.ip  # noqa: S104
 c.JupyterHub.services = [
     {
@@ -103,8 +110,9 @@ c.JupyterHub.load_roles = [
         ],
     },
 ]
+# codespaces reach it through the proxy (a port that stays the same when the hub restarts)
 c.Spawner.environment = {
-    "CODESPACE_DEPLOY_URL": f"http://127.0.0.1:{deploy_port}/services/{DEPLOY}/"
+    "CODESPACE_DEPLOY_URL": f"http://{public_host}:{c.JupyterHub.port}/services/{DEPLOY}/"
 }
 
 # -- automation: an admin service token, when one is given --------------------------------

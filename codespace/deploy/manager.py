@@ -267,6 +267,7 @@ class DeployManager:
                 self.env_cache,
                 env,
                 serving.serving_requirements(fmt, record.protocol),
+                library=fmt.library,
                 inspect_wrap=self.confiner.wrap(owner, rw=[], ro=env.dirs, network=True),
                 inspect_env=self.confiner.env(owner, directory / serving.RUN_DIR),
                 build_as=self.confiner.build_as(owner, env.dirs),

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,8 +33,8 @@ PTH_NAME = "_codespace_deployed_env.pth"
 Wrap = Callable[[list[str]], list[str]]
 # Run by the codespace's Python (as its account): what it has, and where from.
 INSPECT = r"""
-import json, sys, platform, importlib.metadata as m
-layer = sys.argv[1]
+import json, re, sys, platform, importlib.metadata as m
+layer, library = sys.argv[1], (sys.argv[2] if len(sys.argv) > 2 else "")
 dists, layer_only = {}, {}
 for d in m.distributions():
     name = d.metadata["Name"]
@@ -42,9 +43,24 @@ for d in m.distributions():
     dists[name] = d.version
     if str(d.locate_file("")).startswith(layer):
         layer_only[name] = d.version
+def needs(name, seen):
+    key = re.sub(r"[-_.]+", "-", name).lower()
+    if key in seen:
+        return
+    seen.add(key)
+    try:
+        requires = m.requires(name) or []
+    except m.PackageNotFoundError:
+        return
+    for line in requires:
+        if "extra ==" not in line:
+            needs(re.match(r"[A-Za-z0-9._-]+", line).group(0), seen)
+closure = set()
+if library:
+    needs(library, closure)
 print(json.dumps({"python": platform.python_version(),
                   "base": getattr(sys, "_base_executable", sys.executable),
-                  "dists": dists, "layer": layer_only}))
+                  "dists": dists, "layer": layer_only, "closure": sorted(closure)}))
 """
 
 
@@ -86,10 +102,14 @@ def codespace_env(prefix: Path) -> CodespaceEnv:
     return CodespaceEnv(prefix / "bin" / "python", prefix)
 
 
-async def read_packages(env: CodespaceEnv, wrap: Wrap, environ: dict[str, str]) -> dict:
-    """What the codespace's Python has (run as its account, through ``wrap``)."""
+async def read_packages(
+    env: CodespaceEnv, wrap: Wrap, environ: dict[str, str], library: str = ""
+) -> dict:
+    """What the codespace's Python has (run as its account, through ``wrap``), and which of
+    its distributions ``library`` needs (itself included)."""
     layer = str(env.layer) if env.layer else "/nonexistent"
-    done = await stream(wrap([str(env.python), "-I", "-c", INSPECT, layer]), env=environ)
+    argv = [str(env.python), "-I", "-c", INSPECT, layer, library]
+    done = await stream(wrap(argv), env=environ)
     if not done.ok or not done.tail:
         raise ServingEnvError(
             f"cannot read the codespace's environment {env.python}:\n{done.tail_text()}"
@@ -111,13 +131,14 @@ async def ensure_serving_env(
     env: CodespaceEnv,
     serving_packages: list[str],
     *,
+    library: str = "",
     inspect_wrap: Wrap,
     inspect_env: dict[str, str],
     build_as: BuildAs | None,
     say: Callable[[str], None] = lambda _line: None,
 ) -> ServingEnv:
     """The serving environment with ``serving_packages`` over ``env`` (built when missing)."""
-    info = await read_packages(env, inspect_wrap, inspect_env)
+    info = await read_packages(env, inspect_wrap, inspect_env, library)
     layer_pins = [f"{n}=={v}" for n, v in sorted(info["layer"].items()) if "+" not in v]
     requirements = serving_packages + layer_pins
     pins = constraints(info["dists"])
@@ -132,6 +153,8 @@ async def ensure_serving_env(
         shutil.rmtree(path, ignore_errors=True)
         path.mkdir()
         (path / "constraints.txt").write_text(pins)
+        model_pins = {n: v for n, v in info["dists"].items() if _key(n) in info["closure"]}
+        (path / "constraints-model.txt").write_text(constraints(model_pins))
         (path / "requirements.txt").write_text("\n".join(requirements) + "\n")
         try:
             warnings = await _build(path, info, env, build_as, cache_dir, say)
@@ -162,17 +185,44 @@ async def _build(
     if not done.ok:
         raise ServingEnvError(f"uv venv failed:\n{done.tail_text()}")
     install = [uv, "pip", "install", "--python", str(path / "bin" / "python")]
-    files = ["-r", str(path / "requirements.txt"), "-c", str(path / "constraints.txt")]
-    done = await stream(wrap([*install, *files]), env=uv_env, on_line=say)
+    warnings: list[str] = []
+    done = await stream(wrap([*install, *_files(path, "constraints.txt")]), env=uv_env, on_line=say)
+    if not done.ok and info["closure"]:
+        # the server needs other versions of some of the codespace's packages (kserve wants
+        # psutil<6, the kernel layer has 7): pin only what the model's library needs
+        why = _cause(done.tail)
+        say("retrying with only the model library and what it needs pinned")
+        done = await stream(
+            wrap([*install, *_files(path, "constraints-model.txt")]), env=uv_env, on_line=say
+        )
+        if done.ok:
+            warnings.append(
+                f"the model server needs other versions of some of the codespace's packages "
+                f"({why}); only {', '.join(info['closure'])} keep the codespace's versions"
+            )
     if not done.ok:
         raise ServingEnvError(
-            "MLServer cannot be installed with this codespace's package versions:\n"
+            "the model server cannot be installed with this codespace's package versions:\n"
             + done.tail_text()
         )
     if build_as is not None:
         await asyncio.to_thread(build_as.publish, path)
     _show_shared(path, env.shared)
-    return []
+    return warnings
+
+
+def _key(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _files(path: Path, pins: str) -> list[str]:
+    return ["-r", str(path / "requirements.txt"), "-c", str(path / pins)]
+
+
+def _cause(lines: list[str]) -> str:
+    """uv's reason for a failed resolution, in one line."""
+    causes = [line.strip().removeprefix("cause:").strip() for line in lines if "Because" in line]
+    return causes[0][:300] if causes else "no solution with every package pinned"
 
 
 def _show_shared(path: Path, shared: Path) -> None:
