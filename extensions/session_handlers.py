@@ -4,6 +4,11 @@ The JupyterLab extension asks once per server start and opens, in order: the wor
 ``CODESPACE_ERRORS.md`` (rendered) when the start left one, the files the repository names
 (``customizations.codespaces.openFiles``, passed by both spawners as ``CODESPACE_OPEN_FILES``)
 that exist, else the repository's README. Paths are relative to the server's root.
+
+``ssh`` says what an SSH client needs (:func:`codespace.ssh.runtime.ssh_status`): ``user``
+(the account the server runs as: the login name), ``hostKeyFingerprint`` (``SHA256:...``),
+``available`` and ``reason`` (why not, for the user), and ``path``, the websocket of the
+server's sshd (``/user/<name>/<server>/sshd/``).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from jupyter_server.base.handlers import APIHandler
 from tornado import web
 
 from codespace.lifecycle_status import ERRORS_FILE
+from codespace.ssh.runtime import ssh_status
 
 API = r"/codespace/api/session"
 READMES = ("README.md", "README.ipynb", "README.rst", "README.txt", "README")
@@ -77,6 +83,7 @@ class SessionHandler(APIHandler):
         opened = files_to_open(self.workspace, root, _wanted())
         body: dict[str, Any] = {"started": STARTED, "openFiles": opened}
         body["errorsFile"] = ERRORS_FILE if opened and opened[0].endswith(ERRORS_FILE) else None
+        body["ssh"] = ssh_status(os.environ, self.base_url)
         self.finish(json.dumps(body))
 
 

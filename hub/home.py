@@ -6,12 +6,14 @@ JupyterHub renders the page (its ``HomeHandler``); the template reads the codesp
 
 :func:`configure_home` wires everything into a JupyterHub configuration (the local config and
 the Helm chart's ``hub.extraConfig`` call it): the templates, the ``codespace_hub`` variable,
-the handlers of :mod:`hub.handlers` (``/hub/codespaces/new``, ``/hub/codespaces/badge.svg``)
-and the hooks of :mod:`hub.refusals`.
+the handlers of :mod:`hub.handlers` (``/hub/codespaces/new``, ``/hub/codespaces/badge.svg``),
+the SSH keys page and API of :mod:`hub.ssh_keys` (``/hub/ssh-keys``,
+``/hub/api/codespace/ssh-keys``) and the hooks of :mod:`hub.refusals`.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,7 @@ from hub.codespaces import Codespace, Urls, describe
 from hub.refusals import NamedServerLimit, forget_refused_start
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
+SSH_KEYS_FILE = "ssh-keys.sqlite"
 
 
 def hub_urls(settings: dict[str, Any]) -> Urls:
@@ -60,6 +63,10 @@ class HomeView:
     @property
     def new_path(self) -> str:
         return f"{self.urls.hub_base_url}codespaces/new"
+
+    @property
+    def ssh_keys_path(self) -> str:
+        return f"{self.urls.hub_base_url}ssh-keys"
 
     def mine(self) -> list[Codespace]:
         return codespaces_of(self.user, self.urls) if self.user is not None else []
@@ -102,18 +109,43 @@ def _configured(section: Config, name: str, default: Any) -> Any:
     return default if isinstance(value, LazyConfigValue) else value
 
 
-def configure_home(c: Config, named_server_limit: int | None = None) -> None:
-    """Set up the home page, launch links and refused-start cleanup in a JupyterHub config.
+def ssh_keys_path(c: Config, ssh_keys_db: str | os.PathLike[str] | None = None) -> str:
+    """Where the hub keeps SSH keys: ``ssh_keys_db``, else ``ssh-keys.sqlite`` in the local
+    spawner's data directory when one is configured, else in the hub's working directory
+    (on Kubernetes, give a path on a persistent volume)."""
+    if ssh_keys_db:
+        return str(Path(ssh_keys_db).resolve())
+    data_dir = _configured(c.LocalCodespaceSpawner, "data_dir", "")
+    return str((Path(data_dir) if data_dir else Path.cwd()).resolve() / SSH_KEYS_FILE)
+
+
+def configure_home(
+    c: Config,
+    named_server_limit: int | None = None,
+    ssh_keys_db: str | os.PathLike[str] | None = None,
+) -> None:
+    """Set up the home page, launch links, SSH keys and refused-start cleanup in a
+    JupyterHub config.
 
     ``named_server_limit`` (default: the limit already configured, else none) becomes
-    :class:`~hub.refusals.NamedServerLimit`.
+    :class:`~hub.refusals.NamedServerLimit`; ``ssh_keys_db`` is the SQLite file of the SSH
+    keys (default: :func:`ssh_keys_path`).
     """
     from hub.handlers import handlers  # tornado handlers: only when a hub is configured
+    from hub.ssh_keys import ssh_key_handlers
+    from spawner.ssh import KEYS_SETTING
 
     hub = c.JupyterHub
     hub.template_paths = [str(TEMPLATES), *_configured(hub, "template_paths", [])]
     hub.template_vars = {**_configured(hub, "template_vars", {}), "codespace_hub": home_view}
-    hub.extra_handlers = [*_configured(hub, "extra_handlers", []), *handlers()]
+    hub.extra_handlers = [
+        *_configured(hub, "extra_handlers", []),
+        *handlers(),
+        *ssh_key_handlers(),
+    ]
+    settings = dict(_configured(hub, "tornado_settings", {}))
+    settings.setdefault(KEYS_SETTING, ssh_keys_path(c, ssh_keys_db))
+    hub.tornado_settings = settings
     limit = named_server_limit
     if limit is None:
         current = _configured(hub, "named_server_limit_per_user", 0)

@@ -140,7 +140,12 @@ class IsolatedSpawnerMixin(LoggingConfigurable):
             server_dir=paths.server_dir,
             env=env,
             devices=isolation.gpu_devices(getattr(self, "_gpu_env", {})),
+            files=self._sandbox_files(iso, paths),
         )
+
+    def _sandbox_files(self, iso: Isolation, paths: LocalPaths) -> dict[str, Path]:
+        """Files the sandbox shows instead of the host's (spawner.ssh: /etc/group)."""
+        return {}
 
     def _cgroup(self) -> Cgroup | None:
         return Cgroup.from_state(self.cgroup_state) if self.cgroup_state else None

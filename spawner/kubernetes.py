@@ -50,6 +50,7 @@ from spawner.kube.form import dataset_choices
 from spawner.kube.pending import delete_pending, read_pending
 from spawner.kube.registry import Credentials, image_exists
 from spawner.progress import ProgressLog
+from spawner.ssh import kube_ssh_env
 from spawner.traits import sources_trait
 
 KSERVE_BACKEND = "codespace.deploy.kserve_backend.KServeDeployBackend"
@@ -375,6 +376,9 @@ class KubeCodespaceSpawner(KubeSpawner):
                 if key not in ("component", "app.kubernetes.io/component")
             }
             env.update(pending_env(self.pod_name, server_labels))
+        # SSH: the owner's keys at this start; the pod writes its sshd files on the workspace
+        # volume (codespace.ssh.runtime); keys added later apply at the next start
+        env.update(kube_ssh_env(self.user, self.kube_config().workspace.mountPath))
         return env
 
     def get_args(self) -> list[str]:

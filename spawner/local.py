@@ -61,6 +61,7 @@ from spawner.isolated import IsolatedSpawnerMixin, private_log
 from spawner.local_process import end_process_group, write_bashrc, write_private_json
 from spawner.local_slurm import codespace_slurm
 from spawner.progress import ProgressLog
+from spawner.ssh import LocalSshMixin
 from spawner.start_gate import gate_for, wait_listening
 from spawner.traits import sources_trait
 
@@ -88,7 +89,7 @@ def _check_user_options(spawner: LocalCodespaceSpawner, user_options: dict[str, 
         raise web.HTTPError(400, str(error), reason=str(error)) from None
 
 
-class LocalCodespaceSpawner(IsolatedSpawnerMixin, LocalProcessSpawner):
+class LocalCodespaceSpawner(LocalSshMixin, IsolatedSpawnerMixin, LocalProcessSpawner):
     """Spawn codespaces from git repositories as local processes."""
 
     data_dir = Unicode(
@@ -359,6 +360,7 @@ class LocalCodespaceSpawner(IsolatedSpawnerMixin, LocalProcessSpawner):
             self._release_gpu()
             raise
         self._apply(prepared, options, datasets, log)
+        self._server_env.update(self._start_ssh(paths, iso, self.get_env(), log.line))
         self._report_vscode(prepared, log)
 
         def launched() -> None:  # the server's process runs: its GPU grant, the later commands

@@ -119,6 +119,7 @@ def sandbox_prefix(
     env: Path,
     devices: Sequence[str] = (),
     extra_rw: Sequence[Path] = (),
+    files: dict[str, Path] | None = None,
 ) -> list[str] | None:
     """The bwrap prefix of a codespace's processes (None when the sandbox is off)."""
     if not settings.sandbox or not host_sandbox().ok:
@@ -133,6 +134,7 @@ def sandbox_prefix(
         extra_rw=extra_rw,
         hide=(*ALWAYS_HIDDEN, str(settings.data_dir)),
         devices=devices,
+        files=files,
     )
 
 

@@ -34,7 +34,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -70,6 +70,7 @@ def bwrap_argv(
     extra_rw: Iterable[str | os.PathLike[str]] = (),
     hide: Iterable[str | os.PathLike[str]] = ALWAYS_HIDDEN,
     devices: Iterable[str | os.PathLike[str]] = (),
+    files: Mapping[str, str | os.PathLike[str]] | None = None,
     die_with_parent: bool = False,
     new_session: bool = False,
     share_network: bool = True,
@@ -85,6 +86,8 @@ def bwrap_argv(
     hidden directory inside one (the data directory inside the repository checkout) stays
     hidden. ``share_network=False`` gives the command a network namespace of its own (only
     its own loopback): a server in it is reached through a unix socket in a bound directory.
+    ``files`` maps a file the sandbox shows (it must exist outside the hidden directories,
+    e.g. ``/etc/group``) to the file shown there instead, read-only.
     """
     argv = [bwrap, "--ro-bind", "/", "/"]
     argv += ["--dev", "/dev", "--perms", "1777", "--tmpfs", "/dev/shm", "--proc", "/proc"]
@@ -109,6 +112,8 @@ def bwrap_argv(
     add([home] if home is not None else [], "rw", "home")
     add(extra_rw, "rw", "read-write directory")
     argv += _mount_args(ops)
+    for target, source in (files or {}).items():
+        argv += ["--ro-bind", str(_abs(source, "file")), str(_abs(target, "file"))]
     argv += ["--unshare-pid", "--unshare-ipc"]
     if not share_network:
         argv.append("--unshare-net")

@@ -1,11 +1,20 @@
-# Jupyter server configuration added to every local codespace server (JUPYTER_CONFIG_PATH).
-# The spawner sets the CODESPACE_* environment this reads; see extensions/vscode.py.
+# Jupyter server configuration added to every local codespace server (JUPYTER_CONFIG_PATH)
+# and installed in the single-user images (/etc/jupyter).
+# The spawner sets the CODESPACE_* environment this reads; see extensions/vscode.py (VS Code
+# in the browser) and extensions/sshd.py (ssh, scp and desktop VS Code through <server>/sshd/).
 from pathlib import Path
 
+from extensions.sshd import setup_sshd
 from extensions.vscode import setup_code_server
 
 c = get_config()  # noqa: F821
 
+_servers = {}
 _vscode = setup_code_server(icon_path=str(Path(__file__).with_name("vscode.svg")))
 if _vscode:
-    c.ServerProxy.servers = {"vscode": _vscode}
+    _servers["vscode"] = _vscode
+_sshd = setup_sshd()
+if _sshd:
+    _servers["sshd"] = _sshd
+if _servers:
+    c.ServerProxy.servers = _servers
