@@ -22,13 +22,18 @@ COMMAND_MODULES = (
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
+# What ssh runs for every connection (ProxyCommand, KnownHostsCommand): only their module is
+# loaded for them, so a connection does not wait for the other commands' imports.
+SSH_HELPERS = ("ssh-proxy", "ssh-known-hosts")
+
+
+def build_parser(modules: Sequence[str] = COMMAND_MODULES) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="codespace",
         description="Validate, resolve and plan codespaces; use datasets, jobs and deployments.",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
+    for name in modules:
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as error:
@@ -40,7 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    given = list(sys.argv[1:] if argv is None else argv)
+    ssh_only = bool(given) and given[0] in SSH_HELPERS
+    parser = build_parser(("codespace.cli.ssh_commands",) if ssh_only else COMMAND_MODULES)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)

@@ -151,6 +151,20 @@ class HubStore:
         hub.setdefault("logins", {})[target] = login_name
         self._write(data)
 
+    def remember_host_key(self, url: str, target: str, fingerprint: str) -> None:
+        """Record the host key fingerprint the session of ``target`` reported."""
+        data = self._read()
+        hub = data["hubs"].get(url)
+        if hub is None or (hub.get("hostKeys") or {}).get(target) == fingerprint:
+            return
+        hub.setdefault("hostKeys", {})[target] = fingerprint
+        self._write(data)
+
+    def host_key(self, url: str, target: str) -> str | None:
+        """The fingerprint last reported for ``target`` (None when never seen)."""
+        hub = self._read()["hubs"].get(url) or {}
+        return (hub.get("hostKeys") or {}).get(target)
+
     def remove(self, url: str | None = None) -> HubLogin:
         """Forget a hub (default: the default one); the next one stored becomes default."""
         login = self.get(url)
