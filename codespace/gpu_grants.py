@@ -78,6 +78,13 @@ class GpuRegistry:
             self._prune(entries)
             return dict(entries)
 
+    def snapshot(self) -> dict[str, dict[str, Any]]:
+        """The live entries, read without the lock and without writing (for metrics: the
+        file is replaced whole, so a read sees one version of it)."""
+        entries = self._read()
+        self._prune(entries)
+        return entries
+
     def claim(
         self, key: str, request: GpuRequest | None, discover: Callable[[], list[Gpu]]
     ) -> GpuGrant:

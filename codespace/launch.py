@@ -49,6 +49,7 @@ PLATFORM_VARIABLES = (
     "CODESPACE_VSCODE_EXTENSIONS",
     "CODESPACE_VSCODE_SETTINGS",
     "CODESPACE_OPEN_FILES",
+    "CODESPACE_IDLE_TIMEOUT",
     DATASETS_ENV,
 )
 
@@ -262,6 +263,10 @@ def _apps(spec: Codespace) -> tuple[ProxiedApp, ...]:
     return (ProxiedApp("vscode", "/vscode/", "VS Code", settings),)
 
 
+def _seconds(value: int | None) -> str:
+    return "" if value is None else str(value)
+
+
 def platform_variables(
     options: UserOptions,
     spec: Codespace,
@@ -280,6 +285,8 @@ def platform_variables(
         "CODESPACE_VSCODE_SETTINGS": json.dumps(spec.customizations.vscode.settings),
         # what the lab opens first (customizations.codespaces.openFiles; else the README)
         "CODESPACE_OPEN_FILES": json.dumps(spec.customizations.codespaces.openFiles),
+        # lifetime.idleTimeout in seconds ("": the hub's default); the server reports it
+        "CODESPACE_IDLE_TIMEOUT": _seconds(spec.lifetime.idleTimeout),
     }
     if datasets:
         variables[DATASETS_ENV] = ",".join(

@@ -7,18 +7,27 @@
 #                            the deploy service on a free port (CODESPACE_HUB_DEPLOY_PORT)
 #   CODESPACE_HUB_ADMIN_USERS comma-separated admin user names (default admin)
 #   CODESPACE_HUB_ADMIN_TOKEN optional: an admin service token for automation
+#   CODESPACE_HUB_METRICS_TOKEN optional: a read:metrics service token for Prometheus
 #   CODESPACE_HUB_REPO_ROOTS  directories (os.pathsep-separated) for local repositories
 #   CODESPACE_HUB_SANDBOX    0 turns the bubblewrap sandbox off (default 1)
 #   CODESPACE_HUB_DATASET_CATALOG optional: the dataset catalog (YAML); default
 #                            <data dir>/datasets.yaml when that file exists
+#   CODESPACE_HUB_IDLE_TIMEOUT idle culling: a codespace's idle timeout when its .codespace
+#                            sets none (default 1h; 0: those are not culled), e.g. 45m
+#   CODESPACE_HUB_MAX_IDLE_TIMEOUT the longest lifetime.idleTimeout honoured (default 0: any)
+#   CODESPACE_HUB_MAX_AGE    stop every codespace this long after its start (default 0: never)
+#   CODESPACE_HUB_CULL=0     no culler
 import os
 import socket
 import sys
 from pathlib import Path
 
+from codespace.activity.cull import parse_duration
 from codespace.local.isolation import host_env
 from hub.app import secret_file
+from hub.cull import configure_culler
 from hub.home import configure_home
+from spawner.metrics import watch_gpus
 
 c = get_config()  # noqa: F821
 
@@ -128,6 +137,23 @@ if admin_token:
         }
     )
 
+# -- metrics: /hub/metrics (JupyterHub's and ours, README "Operations") -------------------
+# It needs a token with the read:metrics scope, as do the deploy service's metrics and each
+# codespace's /user/<name>/<server>/codespace/api/metrics: CODESPACE_HUB_METRICS_TOKEN
+# registers a service with that scope only, for Prometheus.
+metrics_token = os.environ.get("CODESPACE_HUB_METRICS_TOKEN")
+if metrics_token:
+    c.JupyterHub.services.append({"name": "codespace-metrics", "api_token": metrics_token})
+    c.JupyterHub.load_roles.append(
+        {
+            "name": "codespace-metrics",
+            "description": "read the hub's, the deploy service's and the codespaces' metrics",
+            "scopes": ["read:metrics"],
+            "services": ["codespace-metrics"],
+        }
+    )
+watch_gpus(data_dir)  # codespace_gpus_granted counts running codespaces' GPUs from the start
+
 # -- codespaces ---------------------------------------------------------------------------
 c.JupyterHub.spawner_class = "spawner.local.LocalCodespaceSpawner"
 c.LocalCodespaceSpawner.data_dir = str(data_dir)
@@ -139,6 +165,19 @@ c.LocalCodespaceSpawner.sandbox = os.environ.get("CODESPACE_HUB_SANDBOX", "1") !
 if os.environ.get("CODESPACE_HUB_DATASET_CATALOG"):
     c.LocalCodespaceSpawner.dataset_catalog = os.environ["CODESPACE_HUB_DATASET_CATALOG"]
 c.Spawner.debug = False
+
+# -- idle culling: the codespace-culler service (hub/cull; README "Operations") -------------
+# Stops (never deletes) a codespace idle past its lifetime.idleTimeout (else the default
+# here), or running past the maximum age; the home page says why and when. Idle means no
+# measured activity (extensions/activity.py: kernels executing, terminal input, VS Code use,
+# SSH input, running jobs, deployment requests, saves), never an open tab.
+configure_culler(
+    c,
+    enabled=os.environ.get("CODESPACE_HUB_CULL", "1") != "0",
+    timeout=parse_duration(os.environ.get("CODESPACE_HUB_IDLE_TIMEOUT") or "1h"),
+    max_timeout=parse_duration(os.environ.get("CODESPACE_HUB_MAX_IDLE_TIMEOUT") or 0),
+    max_age=parse_duration(os.environ.get("CODESPACE_HUB_MAX_AGE") or 0),
+)
 
 # -- the codespaces home page, launch links, refused starts --------------------------------
 # hub/templates/home.html lists the codespaces (admins: everyone's) with a New-codespace form;

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from jupyter_server.extension.application import ExtensionApp
-from traitlets import Dict, TraitError, Type, Unicode, default, observe, validate
+from traitlets import Dict, Float, Integer, TraitError, Type, Unicode, default, observe, validate
 from traitlets.utils.importstring import import_item
 
 from codespace.datasets.backend import DatasetBackend, DatasetSettings
@@ -28,9 +28,18 @@ from codespace.deploy.service import DeployService
 from codespace.jobs.backend import JobBackend, JobError, JobSettings
 from codespace.jobs.prewarm import DatasetPrewarmGate
 from codespace.jobs.service import JobService
+from extensions.activity import (
+    ActivityMonitor,
+    ActivityReporter,
+    activity_handlers,
+    deployments_activity,
+    idle_timeout_from,
+    local_jobs_activity,
+)
 from extensions.datasets_handlers import dataset_handlers
 from extensions.deploy_handlers import deploy_handlers
 from extensions.jobs_handlers import job_handlers
+from extensions.metrics_handlers import metrics_handlers
 from extensions.session_handlers import session_handlers
 
 SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
@@ -139,6 +148,34 @@ class CodespaceExtension(ExtensionApp):
         config=True,
         help="Per deploy backend, its own settings (DeploySettings.options): name -> mapping.",
     )
+
+    activity_interval = Float(
+        60.0,
+        config=True,
+        help="Seconds between this server's activity reports to the hub "
+        "(/hub/api/codespace/activity); 0 sends none.",
+    )
+    activity_dir = Unicode(
+        config=True,
+        help="Where processes beside the server (the SSH listener, VS Code's extension host) "
+        "record their activity; exported to them as $CODESPACE_ACTIVITY_DIR. Default: "
+        "<state_dir>/activity.",
+    )
+    idle_timeout = Integer(
+        None,
+        allow_none=True,
+        config=True,
+        help="The codespace's idle timeout in seconds, reported to the hub's culler. Default: "
+        "$CODESPACE_IDLE_TIMEOUT (the spec's lifetime.idleTimeout; unset: the hub's default).",
+    )
+
+    @default("activity_dir")
+    def _default_activity_dir(self) -> str:
+        return str(Path(self.state_dir) / "activity")
+
+    @default("idle_timeout")
+    def _default_idle_timeout(self) -> int | None:
+        return idle_timeout_from(os.environ)
 
     @default("dataset_cache_dir")
     def _default_cache_dir(self) -> str:
@@ -298,17 +335,49 @@ class CodespaceExtension(ExtensionApp):
         self._backends.append(backend)
         return backend
 
+    def local_job_backend(self) -> Any:
+        """The local job backend when this server has one with jobs (else None)."""
+        from codespace.jobs.local import LocalJobBackend  # on first use: not at server start
+
+        for name, target in self.job_backends.items():
+            cls = import_item(target) if isinstance(target, str) else target
+            kept = (Path(self.state_dir) / "jobs" / name).is_dir()
+            if kept and isinstance(cls, type) and issubclass(cls, LocalJobBackend):
+                return self.jobs.backend(name)
+        return None
+
+    def activity_monitor(self) -> ActivityMonitor:
+        """This server's activity sources (extensions.activity); the processes it starts
+        find the activity directory in their environment."""
+        os.environ["CODESPACE_ACTIVITY_DIR"] = self.activity_dir
+        polled = {
+            "jobs": functools.partial(local_jobs_activity, self.local_job_backend),
+            "deployments": functools.partial(deployments_activity, self.deployments),
+        }
+        web_app = getattr(self.serverapp, "web_app", None)
+        settings = web_app.settings if web_app is not None else {}
+        return ActivityMonitor(
+            settings, Path(self.activity_dir), polled=polled, idle_timeout=self.idle_timeout
+        )
+
     def initialize_settings(self) -> None:
         self._backends: list[Any] = []
         self.datasets = self.build_backend(self.dataset_backend_class, self.dataset_settings())
         self.jobs = self.job_service()  # builds no job backend yet
         self.deployments = self.deploy_service()  # builds no deploy backend yet
+        self.activity = self.activity_monitor()
+        web_app = getattr(self.serverapp, "web_app", None)
+        if web_app is not None:  # what JupyterHub's single-user extension reports is ours
+            web_app.last_activity = self.activity.last_activity
+            self.serverapp.contents_manager.register_post_save_hook(self.activity.file_saved)
 
     def initialize_handlers(self) -> None:
         self.handlers.extend(dataset_handlers(self.datasets))
         self.handlers.extend(job_handlers(self.jobs))
         self.handlers.extend(deploy_handlers(self.deployments))
         self.handlers.extend(session_handlers(self.workspace))
+        self.handlers.extend(activity_handlers(self.activity))
+        self.handlers.extend(metrics_handlers(self.jobs))
 
     async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
         loop = asyncio.get_running_loop()
@@ -317,6 +386,9 @@ class CodespaceExtension(ExtensionApp):
             self._resume_task = loop.create_task(self.resume_jobs())
 
         self._resume = loop.call_later(JOB_RESUME_DELAY, resume)
+        self._reporter = ActivityReporter(self.activity, os.environ, self.activity_interval)
+        if self.activity_interval > 0:
+            self._reporter.start()
 
     async def resume_jobs(self) -> None:
         """Build the job backends that kept state, so their jobs are watched again."""
@@ -332,5 +404,8 @@ class CodespaceExtension(ExtensionApp):
         resume = getattr(self, "_resume", None)
         if resume is not None:
             resume.cancel()
+        reporter = getattr(self, "_reporter", None)
+        if reporter is not None:
+            await reporter.stop()
         for backend in reversed(self._backends):
             await backend.close()

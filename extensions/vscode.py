@@ -11,7 +11,8 @@ in VS Code inherit the server's environment, so the repository's environment com
 
 ``python -m extensions.vscode SOCKET`` is the launched command: it installs the requested
 extensions that have a local VSIX (once; later starts find them installed), reports the
-others as missing, then replaces itself with code-server.
+others as missing, installs our activity extension (``extensions/vscode_activity``: VS Code
+use is codespace activity, see extensions/activity.py), then replaces itself with code-server.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from codespace.vscode import code_server_argv, install_argv, plan_extensions
+from extensions import vscode_activity
 
 
 def _paths() -> tuple[str, Path, Path]:
@@ -75,6 +77,18 @@ def install_extensions(code_server: str, state: Path) -> None:
         )
 
 
+def install_activity_extension(code_server: str, state: Path) -> None:
+    """Our activity extension, installed once per version (a failure is reported, and VS
+    Code then runs without it: its use is not measured)."""
+    wanted = f"{vscode_activity.EXTENSION_ID}-{vscode_activity.VERSION}"
+    if (state / "extensions" / wanted).is_dir():
+        return
+    vsix = vscode_activity.pack_vsix(state / "vsix")
+    done = subprocess.run(install_argv(code_server, vsix, state), check=False)
+    if done.returncode:
+        print("codespace: the activity extension was not installed", file=sys.stderr, flush=True)
+
+
 def write_machine_settings(state: Path) -> None:
     """Machine-level settings (the user's own settings still win): the repo environment's
     interpreter, no telemetry or welcome page, then the repository's
@@ -101,6 +115,7 @@ def main(argv: list[str]) -> None:
     state.mkdir(parents=True, exist_ok=True)
     write_machine_settings(state)
     install_extensions(code_server, state)
+    install_activity_extension(code_server, state)
     command = code_server_argv(code_server, socket=argv[0], workspace=workspace, state_dir=state)
     os.execv(command[0], command)  # noqa: S606 - an argument list, no shell
 

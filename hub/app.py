@@ -77,6 +77,26 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="do not run codespaces in the bubblewrap sandbox (accounts and limits stay)",
     )
+    parser.add_argument(
+        "--idle-timeout",
+        default=None,
+        metavar="DURATION",
+        help="stop a codespace idle this long when its .codespace sets no lifetime.idleTimeout "
+        "(seconds or 30m, 2h, 1d; default 1h; 0: never)",
+    )
+    parser.add_argument(
+        "--max-idle-timeout",
+        default=None,
+        metavar="DURATION",
+        help="the longest lifetime.idleTimeout a codespace may ask for (default: any)",
+    )
+    parser.add_argument(
+        "--max-age",
+        default=None,
+        metavar="DURATION",
+        help="stop every codespace this long after its start, busy or not (default: never)",
+    )
+    parser.add_argument("--no-cull", action="store_true", help="never stop idle codespaces")
     parser.add_argument("jupyterhub_args", nargs="*", help="after --: arguments for JupyterHub")
     return parser
 
@@ -110,11 +130,32 @@ def hub_environment(args: argparse.Namespace) -> tuple[dict[str, str], dict[str,
     roots = [str(Path(root).resolve()) for root in args.allow_repo_root]
     env["CODESPACE_HUB_REPO_ROOTS"] = os.pathsep.join(roots)
     env["CODESPACE_HUB_SANDBOX"] = "0" if args.no_sandbox else "1"
+    env.update(culling_environment(args))
     login["trust"] = describe_trust(data_dir, sandbox=not args.no_sandbox, roots=roots)
     login["datasets"] = describe_catalog(
         Path(env.get("CODESPACE_HUB_DATASET_CATALOG") or data_dir / "datasets.yaml")
     )
     return env, login
+
+
+def culling_environment(args: argparse.Namespace) -> dict[str, str]:
+    """The culler's settings for the config (hub.cull); a bad duration ends the command."""
+    from codespace.activity.cull import parse_duration
+
+    env = {"CODESPACE_HUB_CULL": "0" if args.no_cull else "1"}
+    given = {
+        "CODESPACE_HUB_IDLE_TIMEOUT": ("--idle-timeout", args.idle_timeout),
+        "CODESPACE_HUB_MAX_IDLE_TIMEOUT": ("--max-idle-timeout", args.max_idle_timeout),
+        "CODESPACE_HUB_MAX_AGE": ("--max-age", args.max_age),
+    }
+    for key, (flag, value) in given.items():
+        if value is None:
+            continue
+        try:
+            env[key] = str(parse_duration(value))
+        except ValueError as error:
+            raise SystemExit(f"codespace-hub: {flag}: {error}") from None
+    return env
 
 
 def describe_catalog(path: Path) -> str:

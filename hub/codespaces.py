@@ -6,8 +6,9 @@ keeps its state there too. Nothing here talks to JupyterHub's handlers: the func
 server rows (duck-typed: ``name``, ``user_options``, ``state``, ``last_activity``, ``server``)
 and return plain data, so tests call them directly.
 
-- :func:`describe` -> :class:`Codespace`: repository, ref, state, last activity, environment
-  and the URLs the page links to (JupyterLab, VS Code, progress, launch link);
+- :func:`describe` -> :class:`Codespace`: repository, ref, state, last activity (and its
+  source, when the server reported one), why the culler stopped it, environment and the URLs
+  the page links to (JupyterLab, VS Code, progress, launch link);
 - :func:`launch_path`, :func:`badge_markdown`: the shareable link and its README badge;
 - :func:`parse_open`: the ``open`` query value, a path inside the repository;
 - :func:`pick_name`: a readable, unique server name from the repository (JupyterHub's
@@ -26,6 +27,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
+from codespace.activity.sources import DESCRIPTIONS, iso
+from codespace.activity.store import ServerActivity
 from codespace.envbuild.overlay import MARKER as LAYER_MARKER
 from codespace.envbuild.uv import MARKER as ENV_MARKER
 from codespace.prepare import LAYER_DIR
@@ -59,6 +62,9 @@ class Codespace:
     vscode_url: str
     progress_url: str
     launch_path: str  # /hub/codespaces/new?repo=...&ref=... (the page makes it absolute)
+    activity_source: str = ""  # what was active last ("kernel", ...), when the server said
+    stop_message: str = ""  # why the culler stopped it ("Stopped after 30 min idle ...")
+    stopped_at: str = ""  # when (ISO 8601 UTC "...Z"; the page shows the local time)
 
 
 @dataclass(frozen=True)
@@ -223,9 +229,24 @@ def _iso(value: datetime | None) -> str:
     return value.isoformat() + "Z" if value else ""
 
 
-def describe(owner: str, row: Any, wrapper: Any | None, urls: Urls) -> Codespace:
+def activity_fields(state: str, activity: ServerActivity | None) -> dict[str, str]:
+    """The last activity's source, and the culler's stop while the server is stopped."""
+    fields: dict[str, str] = {}
+    report = activity.report if activity else None
+    if report is not None and report.source:
+        fields["activity_source"] = DESCRIPTIONS.get(report.source, report.source)
+    stopped = activity.stopped if activity else None
+    if stopped is not None and state in ("stopped", "failed"):
+        fields["stop_message"] = stopped.message
+        fields["stopped_at"] = iso(stopped.at) or ""
+    return fields
+
+
+def describe(
+    owner: str, row: Any, wrapper: Any | None, urls: Urls, activity: ServerActivity | None = None
+) -> Codespace:
     """The home page's view of one named server row (``wrapper``: JupyterHub's Spawner object
-    for it when loaded)."""
+    for it when loaded; ``activity``: the hub's activity record of the server)."""
     options = options_of(row)
     state = server_state(row, wrapper)
     repo = str(options.get("repo", ""))
@@ -247,4 +268,5 @@ def describe(owner: str, row: Any, wrapper: Any | None, urls: Urls) -> Codespace
         vscode_url=urls.vscode(owner, name),
         progress_url=urls.progress(owner, name),
         launch_path=urls.launch(repo, ref) if repo else "",
+        **activity_fields(state, activity),
     )

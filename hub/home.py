@@ -8,7 +8,8 @@ JupyterHub renders the page (its ``HomeHandler``); the template reads the codesp
 the Helm chart's ``hub.extraConfig`` call it): the templates, the ``codespace_hub`` variable,
 the handlers of :mod:`hub.handlers` (``/hub/codespaces/new``, ``/hub/codespaces/badge.svg``),
 the SSH keys page and API of :mod:`hub.ssh_keys` (``/hub/ssh-keys``,
-``/hub/api/codespace/ssh-keys``) and the hooks of :mod:`hub.refusals`.
+``/hub/api/codespace/ssh-keys``), Prometheus' discovery of the running codespaces
+(:mod:`hub.metrics_targets`) and the hooks of :mod:`hub.refusals`.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from typing import Any
 from jupyterhub import orm
 from traitlets.config import Config, LazyConfigValue
 
+from codespace.activity.store import ServerActivity
+from hub.activity import ACTIVITY_SETTING, activity_path, activity_store
 from hub.codespaces import Codespace, Urls, describe
 from hub.refusals import NamedServerLimit, forget_refused_start
 
@@ -33,11 +36,26 @@ def hub_urls(settings: dict[str, Any]) -> Urls:
     return Urls(base_url=settings.get("base_url", "/"), hub_base_url=hub_base)
 
 
-def codespaces_of(user: Any, urls: Urls) -> list[Codespace]:
+def activity_records(settings: Any, user: str | None = None) -> dict[tuple[str, str], Any]:
+    """The hub's activity records (``user``'s, or everyone's) by (user, server)."""
+    store = activity_store(settings)
+    if store is None:
+        return {}
+    return {(record.user, record.server): record for record in store.list(user)}
+
+
+def codespaces_of(
+    user: Any, urls: Urls, activity: dict[tuple[str, str], ServerActivity] | None = None
+) -> list[Codespace]:
     """The named servers of one user (JupyterHub's User wrapper), by name."""
     rows = sorted(user.orm_user.orm_spawners.items())
+    records = activity if activity is not None else activity_records(user.settings, user.name)
     return [
-        describe(user.name, row, dict.get(user.spawners, name), urls) for name, row in rows if name
+        describe(
+            user.name, row, dict.get(user.spawners, name), urls, records.get((user.name, name))
+        )
+        for name, row in rows
+        if name
     ]
 
 
@@ -84,10 +102,12 @@ class HomeView:
             .order_by(orm.User.name, orm.Spawner.name)
         )
         found = []
+        records = activity_records(self.user.settings)
         for row in rows:
             owner = users[row.user] if users is not None else None
             wrapper = dict.get(owner.spawners, row.name) if owner is not None else None
-            found.append(describe(row.user.name, row, wrapper, self.urls))
+            record = records.get((row.user.name, row.name))
+            found.append(describe(row.user.name, row, wrapper, self.urls, record))
         return found
 
     async def new_form(self) -> str:
@@ -123,15 +143,19 @@ def configure_home(
     c: Config,
     named_server_limit: int | None = None,
     ssh_keys_db: str | os.PathLike[str] | None = None,
+    activity_db: str | os.PathLike[str] | None = None,
 ) -> None:
     """Set up the home page, launch links, SSH keys and refused-start cleanup in a
     JupyterHub config.
 
     ``named_server_limit`` (default: the limit already configured, else none) becomes
     :class:`~hub.refusals.NamedServerLimit`; ``ssh_keys_db`` is the SQLite file of the SSH
-    keys (default: :func:`ssh_keys_path`).
+    keys (default: :func:`ssh_keys_path`); ``activity_db`` the SQLite file of the activity
+    records (default: ``codespace-activity.sqlite`` beside the SSH keys).
     """
+    from hub.activity import activity_handlers
     from hub.handlers import handlers  # tornado handlers: only when a hub is configured
+    from hub.metrics_targets import metrics_handlers
     from hub.ssh_keys import ssh_key_handlers
     from spawner.ssh import KEYS_SETTING
 
@@ -142,9 +166,13 @@ def configure_home(
         *_configured(hub, "extra_handlers", []),
         *handlers(),
         *ssh_key_handlers(),
+        *metrics_handlers(),
+        *activity_handlers(),
     ]
     settings = dict(_configured(hub, "tornado_settings", {}))
     settings.setdefault(KEYS_SETTING, ssh_keys_path(c, ssh_keys_db))
+    activity = Path(activity_db).resolve() if activity_db else None
+    settings.setdefault(ACTIVITY_SETTING, str(activity or activity_path(settings[KEYS_SETTING])))
     hub.tornado_settings = settings
     limit = named_server_limit
     if limit is None:

@@ -49,6 +49,7 @@ from spawner.kube.failfast import EVENT_REASONS, WAITING_REASONS, pod_failure
 from spawner.kube.form import dataset_choices
 from spawner.kube.pending import delete_pending, read_pending
 from spawner.kube.registry import Credentials, image_exists
+from spawner.metrics import count_plan, environment_lookup, image_build, watch_start
 from spawner.progress import ProgressLog
 from spawner.ssh import kube_ssh_env
 from spawner.traits import sources_trait
@@ -209,6 +210,10 @@ class KubeCodespaceSpawner(KubeSpawner):
 
     # -- spawn ------------------------------------------------------------------------------
 
+    def start(self) -> asyncio.Future:
+        """KubeSpawner's start (a future), its end counted (:mod:`spawner.metrics`)."""
+        return watch_start(self, super().start(), "kubernetes")
+
     async def load_user_options(self) -> None:
         """Plan the codespace and set KubeSpawner's traits from the plan (see module doc)."""
         self._progress = log = ProgressLog()
@@ -217,12 +222,15 @@ class KubeCodespaceSpawner(KubeSpawner):
             pending = await self._pending_datasets(options, log)
             plan = await self._plan(options, log, pending)
             if plan.datasets:
-                log.step(10, f"Checking datasets: {', '.join(d.name for d in plan.datasets)}")
+                names = ", ".join(d.name for d in plan.datasets)
+                log.step(10, f"Checking datasets: {names}", phase="datasets")
                 custom = shared_client("CustomObjectsApi")
                 await check_datasets(custom, self.namespace, [d.name for d in plan.datasets])
             plan = await self._image_or_recovery(plan, options, log, pending)
             self._apply_plan(plan)
-            log.step(60, "Creating the pod: schedule, pull the image, start the server")
+            count_plan(plan)
+            creating = "Creating the pod: schedule, pull the image, start the server"
+            log.step(60, creating, phase="server")
         finally:
             log.close()
 
@@ -271,14 +279,16 @@ class KubeCodespaceSpawner(KubeSpawner):
         recorded = [name for name in recorded if name not in options.datasets]
         if not recorded:
             return []
-        log.step(3, f"Datasets recorded by mount() for this start: {', '.join(recorded)}")
+        names = ", ".join(recorded)
+        log.step(3, f"Datasets recorded by mount() for this start: {names}", phase="datasets")
         custom = shared_client("CustomObjectsApi")
         return await usable_pending(custom, self.namespace, recorded, log.line)
 
     async def _plan(
         self, options: UserOptions, log: ProgressLog, pending: list[str] | None = None
     ) -> KubePlan:
-        log.step(2, f"Reading the codespace spec of {options.repo} {options.ref or ''}".strip())
+        where = f"{options.repo} {options.ref or ''}".strip()
+        log.step(2, f"Reading the codespace spec of {where}", phase="resolve")
         work = Path(tempfile.mkdtemp(prefix="codespace-spec-"))
         problems: list[str] = []
         try:
@@ -325,8 +335,9 @@ class KubeCodespaceSpawner(KubeSpawner):
     async def _ensure_image(self, plan: KubePlan, log: ProgressLog) -> None:
         image = plan.image.image
         if plan.build_job is None:
-            log.step(15, f"Image {image}")
+            log.step(15, f"Image {image}", phase="environment")
             return
+        log.mark("environment")
         registry = self.kube_config().registry
         if self.check_registry:
             credentials = Credentials()
@@ -335,11 +346,18 @@ class KubeCodespaceSpawner(KubeSpawner):
                 text = Path(self.registry_auth_file).read_text(encoding="utf-8")
                 credentials = Credentials.from_docker_config(text, host)
             if await image_exists(image, credentials, insecure=registry.insecure):
+                environment_lookup("kubernetes", hit=True)
                 log.step(15, f"Image {image} is in the registry: no build needed")
                 return
+        environment_lookup("kubernetes", hit=False)
         log.step(15, f"Building image {image} (environment changed)")
         batch = shared_client("BatchV1Api")
-        await run_build_job(batch, self.api, plan.build_job, log.line)
+        try:
+            await run_build_job(batch, self.api, plan.build_job, log.line)
+        except Exception:
+            image_build(succeeded=False)
+            raise
+        image_build(succeeded=True)
         log.step(55, f"Image {image} built and pushed")
 
     def _apply_plan(self, plan: KubePlan) -> None:

@@ -41,7 +41,6 @@ from codespace.datasets.backend import DatasetError
 from codespace.datasets.catalog import CATALOG_ENV, Catalog
 from codespace.envbuild import KERNEL_NAME, UvEnvBuilder
 from codespace.envbuild.uv import BuildAs
-from codespace.gpu_grants import GpuRegistry
 from codespace.lifecycle_runner import job_text, runner_argv
 from codespace.local.isolation import Isolation, host_env
 from codespace.options import UserOptions, check_local_repo
@@ -60,6 +59,7 @@ from spawner.form import (
 from spawner.isolated import IsolatedSpawnerMixin, private_log
 from spawner.local_process import end_process_group, write_bashrc, write_private_json
 from spawner.local_slurm import codespace_slurm
+from spawner.metrics import MeteredGpuRegistry, count_prepared, metered_start
 from spawner.progress import ProgressLog
 from spawner.ssh import LocalSshMixin
 from spawner.start_gate import gate_for, wait_listening
@@ -304,6 +304,7 @@ class LocalCodespaceSpawner(LocalSshMixin, IsolatedSpawnerMixin, LocalProcessSpa
 
     # -- start ---------------------------------------------------------------------------
 
+    @metered_start("local")  # spawns by result, phase durations (spawner.metrics)
     async def start(self) -> tuple[str, int]:
         self._progress = log = ProgressLog()
         try:
@@ -359,6 +360,7 @@ class LocalCodespaceSpawner(LocalSshMixin, IsolatedSpawnerMixin, LocalProcessSpa
             log.step(99, f"failed: {error}")
             self._release_gpu()
             raise
+        count_prepared(prepared)  # its environment cache lookup, a recovery
         self._apply(prepared, options, datasets, log)
         self._server_env.update(self._start_ssh(paths, iso, self.get_env(), log.line))
         self._report_vscode(prepared, log)
@@ -425,8 +427,8 @@ class LocalCodespaceSpawner(LocalSshMixin, IsolatedSpawnerMixin, LocalProcessSpa
 
     # -- GPU -----------------------------------------------------------------------------
 
-    def _gpu_registry(self) -> GpuRegistry:
-        return GpuRegistry(Path(self.data_dir).resolve())
+    def _gpu_registry(self) -> MeteredGpuRegistry:
+        return MeteredGpuRegistry(Path(self.data_dir).resolve())
 
     def _gpu_key(self) -> str:
         return f"{self.user.name}/{self.name or DEFAULT_SERVER_DIR}"

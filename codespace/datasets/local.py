@@ -22,6 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Self
 
+from codespace.datasets import metrics
 from codespace.datasets.backend import (
     DEFAULT_PAGE_SIZE,
     DatasetBackend,
@@ -306,6 +307,7 @@ class LocalBackend(DatasetBackend):
             op.phase, op.message = "Failed", f"{type(error).__name__}: {error}"
         finally:
             op.finishedAt = time.time()
+            metrics.prewarm_ended(entry.name, op.phase)
             self._status.pop(entry.name, None)
             self._save_history(entry.name)
 
@@ -338,6 +340,7 @@ class LocalBackend(DatasetBackend):
                 while chunk := source.read(CHUNK):
                     sink.write(chunk)
                     op.bytesDone += len(chunk)
+                    metrics.copied(entry.name, len(chunk))
             op.filesDone += 1
             if entry.readOnly:
                 partial.chmod(0o444)

@@ -35,7 +35,7 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Protocol
 
-from codespace.deploy import serving
+from codespace.deploy import metrics, serving
 from codespace.deploy.backend import DeployError, DeploymentExists, DeploymentNotFound
 from codespace.deploy.formats import FORMATS, FormatError, ModelFormat, detect
 from codespace.deploy.inspect_model import signature_of
@@ -182,6 +182,10 @@ class DeployManager:
 
     def get(self, owner: str, name: str) -> DeploymentRecord:
         return self._record(owner, name)
+
+    def everyone(self) -> list[DeploymentRecord]:
+        """Every owner's deployments, live (for the metrics: no handler lists these)."""
+        return [self._live(record) for record in self.store.all()]
 
     # -- create ---------------------------------------------------------------------------------
     def check_source(self, owner: str, source: Source, artifact: str) -> tuple[Path, Path]:
@@ -394,12 +398,15 @@ class DeployManager:
             why = f": {record.reason}" if record.reason else ""
             raise DeployError(f"deployment {name!r} is {record.state}{why}")
         key = f"{owner}/{name}"
-        self.last_request[key] = time.monotonic()
+        started = self.last_request[key] = time.monotonic()
+        cold = self.servers.get(key) is None and not self.servers.starting(key)
         try:
             server = await self.servers.ensure(key, lambda: self._start(owner, name))
         except ServerFailed as error:
             raise DeployError(f"deployment {name!r} could not start: {error}") from None
         self.last_request[key] = time.monotonic()
+        if cold:  # this request started it (others waiting for the same start do not count)
+            metrics.cold_start(owner, name, self.last_request[key] - started)
         return server
 
     def touch(self, owner: str, name: str) -> None:
@@ -430,6 +437,7 @@ class DeployManager:
                 continue
             if now - self.last_request.get(key, 0.0) >= record.spec.idleTimeout:
                 await self.servers.stop(key)
+                metrics.scaled_to_zero(owner, name)
                 stopped.append(key)
         return stopped
 

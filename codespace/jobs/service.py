@@ -12,6 +12,8 @@ start imports no engine client. The service:
   that is not configured (the message lists the configured ones);
 - finds a job by id across the backends (another user's id is :class:`JobNotFound`);
 - lists every backend's jobs, newest first;
+- counts submissions and, at each listing, each backend's jobs by state
+  (:mod:`codespace.jobs.metrics`);
 - gives the backends that can wait for a prewarm (an attribute ``prewarm_gate``: the local
   one) its :class:`~codespace.jobs.prewarm.PrewarmGate` over the server's dataset backend,
   when the server extension passed one (``prewarm_gate=``).
@@ -19,6 +21,7 @@ start imports no engine client. The service:
 
 from __future__ import annotations
 
+import asyncio
 import builtins
 from collections.abc import Callable, Mapping
 from datetime import datetime
@@ -27,6 +30,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from codespace.backends import Backends
+from codespace.jobs import metrics
 from codespace.jobs.backend import BackendUnavailable, JobBackend, JobError, JobNotFound
 from codespace.jobs.models import JobRecord, Submission
 from codespace.jobs.prewarm import PrewarmGate
@@ -124,7 +128,18 @@ class JobService(Backends[JobBackend, JobRecord]):
         jobs = [job.model_copy(update={"backend": name}) for job in submission.jobs]
         records = await backend.submit(submission.model_copy(update={"jobs": jobs}))
         self._owners.update((record.id, name) for record in records)
+        metrics.submitted(name, len(records))
         return records
+
+    async def _list_one(self, name: str) -> builtins.list[JobRecord]:
+        records = await super()._list_one(name)
+        metrics.listed(name, records)
+        return records
+
+    async def refresh_metrics(self) -> None:
+        """List the backends built so far (building none), so the jobs gauge is current."""
+        names = builtins.list(self._built)
+        await asyncio.gather(*(self._list_one(name) for name in names), return_exceptions=True)
 
     async def logs(self, job_id: str, tail: int | None = None) -> str:
         backend, record = await self.find(job_id)

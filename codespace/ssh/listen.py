@@ -11,6 +11,12 @@ authentication) reaches the sshd.
 The proxy's readiness check connects and closes at once: a connection that closes before it
 sends anything within :data:`PROBE_WAIT` seconds starts no sshd (an SSH client sends its
 version line as soon as it connects).
+
+The bytes pass through this program (two threads per connection copy them between the
+connection and sshd's end of a socket pair), so it sees how much a client sends: a new
+connection, and input past :class:`~codespace.activity.traffic.TrafficMeter`'s threshold,
+touch the ``ssh`` activity file in ``$CODESPACE_ACTIVITY_DIR`` (the codespace's activity,
+see :mod:`codespace.activity`); keepalives alone do not.
 """
 
 from __future__ import annotations
@@ -22,9 +28,16 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Sequence
+import threading
+import time
+from collections.abc import Callable, Sequence
+
+from codespace.activity.files import ActivityFile, activity_dir
+from codespace.activity.sources import SSH
+from codespace.activity.traffic import TrafficMeter
 
 PROBE_WAIT = 0.5
+BUFFER = 1 << 16
 USAGE = "usage: python -m codespace.ssh.listen SOCKET -- COMMAND [ARGS...]"
 
 
@@ -53,28 +66,84 @@ def bind(path: str) -> socket.socket:
     return listener
 
 
-def serve(listener: socket.socket, command: Sequence[str]) -> None:
+class Activity:
+    """Input through every connection -> the ``ssh`` activity file (none: nothing kept)."""
+
+    def __init__(self, file: ActivityFile | None, meter: TrafficMeter | None = None) -> None:
+        self.file = file
+        self.meter = meter or TrafficMeter()
+
+    def connected(self) -> None:
+        if self.file is not None:
+            self.file.touch()
+
+    def received(self, count: int) -> None:
+        if self.file is not None and self.meter.add(count, time.monotonic()):
+            self.file.touch()
+
+
+def pump(
+    source: socket.socket, target: socket.socket, seen: Callable[[int], None] | None = None
+) -> None:
+    """Copy ``source`` to ``target`` until ``source`` ends (or either fails)."""
+    with contextlib.suppress(OSError):
+        while data := source.recv(BUFFER):
+            target.sendall(data)
+            if seen is not None:
+                seen(len(data))
+
+
+def relay(client: socket.socket, sshd: socket.socket, activity: Activity) -> None:
+    """Carry one connection both ways, then close both ends. The client's end of input
+    becomes sshd's end of input; sshd's end ends the connection."""
+
+    def inbound() -> None:
+        pump(client, sshd, activity.received)
+        with contextlib.suppress(OSError):
+            sshd.shutdown(socket.SHUT_WR)
+
+    reader = threading.Thread(target=inbound, daemon=True)
+    reader.start()
+    pump(sshd, client)
+    with contextlib.suppress(OSError):
+        client.shutdown(socket.SHUT_RDWR)  # the client's reader stops too
+    reader.join()
+    client.close()
+    sshd.close()
+
+
+def start(command: Sequence[str], client: socket.socket, activity: Activity) -> bool:
+    """``command`` on one end of a socket pair, relayed to ``client`` (in a thread)."""
+    ours, theirs = socket.socketpair()
+    try:
+        child = subprocess.Popen(list(command), stdin=theirs.fileno(), stdout=theirs.fileno())
+    except OSError as error:
+        print(f"codespace.ssh.listen: {command[0]}: {error}", file=sys.stderr, flush=True)
+        ours.close()
+        return False
+    finally:
+        theirs.close()
+    activity.connected()
+
+    def carry() -> None:
+        relay(client, ours, activity)
+        child.wait()
+
+    threading.Thread(target=carry, daemon=True).start()
+    return True
+
+
+def serve(listener: socket.socket, command: Sequence[str], activity: Activity) -> None:
     """Accept connections for ever; one ``command`` per connection."""
-    children: list[subprocess.Popen[bytes]] = []
     listener.settimeout(5.0)
     while True:
-        children = [child for child in children if child.poll() is None]  # reap
         try:
             connection, _ = listener.accept()
         except TimeoutError:
             continue
-        with connection:
-            connection.settimeout(None)
-            if is_probe(connection):
-                continue
-            try:
-                child = subprocess.Popen(
-                    list(command), stdin=connection.fileno(), stdout=connection.fileno()
-                )
-            except OSError as error:
-                print(f"codespace.ssh.listen: {command[0]}: {error}", file=sys.stderr, flush=True)
-                continue
-            children.append(child)
+        connection.settimeout(None)
+        if is_probe(connection) or not start(command, connection, activity):
+            connection.close()
 
 
 def main(argv: Sequence[str]) -> int:
@@ -91,7 +160,8 @@ def main(argv: Sequence[str]) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    serve(listener, command)
+    folder = activity_dir(os.environ)
+    serve(listener, command, Activity(ActivityFile(folder, SSH) if folder else None))
     return 0
 
 

@@ -9,6 +9,9 @@ from extensions.vscode import setup_code_server
 
 c = get_config()  # noqa: F821
 
+# Terminal input (not output) is codespace activity (extensions/activity.py).
+c.TerminalsExtensionApp.terminal_manager_class = "extensions.activity.InputTerminalManager"
+
 _servers = {}
 _vscode = setup_code_server(icon_path=str(Path(__file__).with_name("vscode.svg")))
 if _vscode:

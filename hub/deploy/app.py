@@ -8,9 +8,11 @@ proxy:
     codespace server's token; any token of the user with access to this service works);
 ``endpoints/<user>/<name>/...``  the model's KServe protocol (``v2/models/<name>/infer``,
     ``.../ready``, metadata): a scale-to-zero deployment is started on the first request
-    and the request waits for it.
+    and the request waits for it;
+``metrics``  Prometheus text (:mod:`codespace.deploy.metrics`), for a hub token with the
+    ``read:metrics`` scope (a user's or a service's, as for JupyterHub's ``/hub/metrics``).
 
-Every request needs ``Authorization: token <t>`` (or ``Bearer``): a hub token of the
+Every other request needs ``Authorization: token <t>`` (or ``Bearer``): a hub token of the
 deployment's owner (with ``access:services!service=codespace-deploy``, which the local hub
 gives every user and every codespace server), or for an endpoint a share token the owner
 minted for that deployment. Other users' tokens are refused (403), as are requests without
@@ -30,9 +32,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from jupyterhub.services.auth import HubAuth
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from pydantic import ValidationError
 from tornado import httpserver, ioloop, web
 
+from codespace.deploy import metrics
 from codespace.deploy.backend import DeployError, DeploymentExists, DeploymentNotFound
 from codespace.deploy.manager import DeployManager, Source
 from codespace.deploy.models import DeploymentSpec
@@ -160,16 +164,35 @@ class SignatureHandler(_Handler):
         self.reply(_json(await self.guarded(lambda: self.manager.signature(owner, name))))
 
 
+class MetricsHandler(_Handler):
+    """Prometheus text for a hub token with ``read:metrics`` (a user's or a service's)."""
+
+    async def get(self) -> None:
+        model = await self.auth.user_for_token(self.token(), sync=False)
+        if not model or not self.auth.check_scopes("read:metrics", model):
+            raise web.HTTPError(403, "the metrics need a token with the read:metrics scope")
+        self.set_header("Content-Type", CONTENT_TYPE_LATEST)
+        self.finish(generate_latest(REGISTRY))
+
+
 class EndpointHandler(_Handler):
     """The model's own API, for its owner or a holder of one of its share tokens."""
 
+    metered: tuple[str, str] | None = None  # (owner, name) once the token was accepted
+
     async def _allowed(self, owner: str, name: str) -> None:
         token = self.token()
-        if self.manager.store.token_grants(token, owner, name):
-            return
-        user = await self.hub_user(token)
-        if user != owner:
-            raise web.HTTPError(403, f"this token may not call {owner}'s deployment {name}")
+        if not self.manager.store.token_grants(token, owner, name):
+            user = await self.hub_user(token)
+            if user != owner:
+                raise web.HTTPError(403, f"this token may not call {owner}'s deployment {name}")
+        if self.manager.store.get(owner, name) is not None:  # no series for unknown names
+            self.metered = (owner, name)  # (nor for refused requests)
+
+    def on_finish(self) -> None:
+        if self.metered is not None:
+            seconds = self.request.request_time()
+            metrics.request_done(*self.metered, self.get_status(), seconds)
 
     async def _forward(self, owner: str, name: str, path: str) -> None:
         await self._allowed(owner, name)
@@ -203,6 +226,7 @@ def make_app(manager: DeployManager, prefix: str, hub_auth: HubAuth) -> web.Appl
             (rf"{api}/{NAME}/tokens", TokensHandler),
             (rf"{api}/{NAME}/signature", SignatureHandler),
             (rf"{prefix}endpoints/(?P<owner>[^/]+)/{NAME}/(?P<path>.*)", EndpointHandler),
+            (f"{prefix}metrics", MetricsHandler),
         ],
         manager=manager,
         hub_auth=hub_auth,
@@ -217,6 +241,7 @@ def main() -> int:
     public = os.environ.get("CODESPACE_DEPLOY_PUBLIC_URL", prefix)
     confiner = HubConfiner(data_dir, sandbox=os.environ.get("CODESPACE_HUB_SANDBOX", "1") != "0")
     manager = DeployManager(data_dir / "deployments", data_dir / "env-cache", confiner, public)
+    REGISTRY.register(metrics.DeploymentStates(manager.everyone))
     hub_auth = HubAuth(cache_max_age=60)
     app = make_app(manager, prefix, hub_auth)
     server = httpserver.HTTPServer(app, xheaders=True)

@@ -35,6 +35,7 @@ SERVER_ONLY = (
     "kubernetes_asyncio",
     "jupyter_server",
     "jupyterhub",
+    "prometheus_client",
 )
 
 # Runs in a fresh interpreter: block the server-only packages, then do what a notebook does.
