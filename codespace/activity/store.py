@@ -14,7 +14,6 @@ import contextlib
 import json
 import os
 import sqlite3
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -23,6 +22,7 @@ from typing import Any
 from codespace.activity.cull import Verdict
 from codespace.activity.report import ActivityReport, ReportError
 from codespace.activity.sources import iso, parse_time, utc
+from codespace.private_db import private_db
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS server_activity (
@@ -121,18 +121,8 @@ class ActivityStore:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
 
-    @contextlib.contextmanager
-    def _db(self) -> Iterator[sqlite3.Connection]:
-        if not self.path.exists():
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600))
-        db = sqlite3.connect(self.path, timeout=10)
-        try:
-            with db:
-                db.execute(SCHEMA)
-                yield db
-        finally:
-            db.close()
+    def _db(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        return private_db(self.path, SCHEMA)
 
     def report(self, user: str, server: str, report: ActivityReport) -> None:
         """Keep ``report``; the stop record goes once a run started after the stop reports

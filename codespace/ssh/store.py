@@ -12,12 +12,12 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from codespace.private_db import private_db
 from codespace.ssh.keys import (
     KeyProblem,
     PublicKey,
@@ -85,18 +85,8 @@ class KeyStore:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
 
-    @contextlib.contextmanager
-    def _db(self) -> Iterator[sqlite3.Connection]:
-        if not self.path.exists():
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600))
-        db = sqlite3.connect(self.path, timeout=10)
-        try:
-            with db:
-                db.execute(SCHEMA)
-                yield db
-        finally:
-            db.close()
+    def _db(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        return private_db(self.path, SCHEMA)
 
     def add(self, user: str, key: str | PublicKey, title: str = "") -> StoredKey:
         """Store ``key`` (a pasted line, checked here) for ``user``; raises
