@@ -35,7 +35,6 @@ from jupyterhub.spawner import LocalProcessSpawner
 from tornado import web
 from traitlets import Bool, Dict, Float, Integer, List, Unicode, default
 
-from codespace import gpu as local_gpu
 from codespace.datasets.attach import LocalDatasetSettings, extension_config
 from codespace.datasets.backend import DatasetError
 from codespace.datasets.catalog import CATALOG_ENV, Catalog
@@ -57,15 +56,20 @@ from spawner.form import (
     validate_options,
 )
 from spawner.isolated import IsolatedSpawnerMixin, private_log
-from spawner.local_process import end_process_group, write_bashrc, write_private_json
+from spawner.local_gpu import LocalGpuMixin
+from spawner.local_process import (
+    DEFAULT_SERVER_DIR,
+    end_process_group,
+    write_bashrc,
+    write_private_json,
+)
 from spawner.local_slurm import codespace_slurm
-from spawner.metrics import MeteredGpuRegistry, count_prepared, metered_start
+from spawner.metrics import count_prepared, metered_start
 from spawner.progress import ProgressLog
 from spawner.ssh import LocalSshMixin
 from spawner.start_gate import gate_for, wait_listening
 from spawner.traits import sources_trait
 
-DEFAULT_SERVER_DIR = "_default"
 SINGLEUSER_CONFIG = Path(__file__).resolve().parent.parent / "config" / "singleuser"
 
 
@@ -89,7 +93,9 @@ def _check_user_options(spawner: LocalCodespaceSpawner, user_options: dict[str, 
         raise web.HTTPError(400, str(error), reason=str(error)) from None
 
 
-class LocalCodespaceSpawner(LocalSshMixin, IsolatedSpawnerMixin, LocalProcessSpawner):
+class LocalCodespaceSpawner(
+    LocalSshMixin, LocalGpuMixin, IsolatedSpawnerMixin, LocalProcessSpawner
+):
     """Spawn codespaces from git repositories as local processes."""
 
     data_dir = Unicode(
@@ -424,34 +430,6 @@ class LocalCodespaceSpawner(LocalSshMixin, IsolatedSpawnerMixin, LocalProcessSpa
             process.wait()
             self._lifecycle_process = None
         self.lifecycle_pid = 0
-
-    # -- GPU -----------------------------------------------------------------------------
-
-    def _gpu_registry(self) -> MeteredGpuRegistry:
-        return MeteredGpuRegistry(Path(self.data_dir).resolve())
-
-    def _gpu_key(self) -> str:
-        return f"{self.user.name}/{self.name or DEFAULT_SERVER_DIR}"
-
-    def _claim_gpu(self, spec: Codespace, log: ProgressLog) -> None:
-        """Grant the spec's GPU request (or hide the GPUs when there is none); see module doc."""
-        request = spec.resources.gpu
-        try:
-            granted = self._gpu_registry().claim(self._gpu_key(), request, local_gpu.discover)
-        except local_gpu.GpuUnavailable as error:
-            raise local_gpu.GpuUnavailable(f"GPU request not met: {error}") from None
-        self._gpu_env = granted.env()
-        if granted.note:
-            log.line(f"warning: GPU: {granted.note}")
-        elif granted.devices:
-            how = "shared" if not granted.exclusive else "exclusive"
-            log.step(
-                32,
-                f"GPU: {local_gpu.describe(request)} granted: {', '.join(granted.devices)} ({how})",
-            )
-
-    def _release_gpu(self) -> None:
-        self._gpu_registry().release(self._gpu_key())
 
     def _apply(
         self,

@@ -10,6 +10,8 @@ import signal
 from pathlib import Path
 from typing import Any
 
+DEFAULT_SERVER_DIR = "_default"  # the default server's directory (and key: its name is "")
+
 
 def write_private_json(path: Path, data: dict[str, Any], group: int | None = None) -> None:
     """Write ``data`` readable by root (and ``group``, the codespace's account) only."""
