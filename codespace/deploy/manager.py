@@ -148,7 +148,6 @@ class DeployManager:
         self.last_seen: dict[str, float] = {}  # wall clock: for the record
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._reaper: asyncio.Task[None] | None = None
-        self._sources: dict[str, CodespaceEnv] = {}
 
     # -- records ------------------------------------------------------------------------------
     def _dir(self, owner: str, name: str) -> Path:
@@ -206,8 +205,8 @@ class DeployManager:
             raise DeploymentExists(f"you already have a deployment named {spec.name!r}")
         artifact, prefix = self.check_source(owner, source, spec.artifact)
         fmt = FORMATS.get(spec.format or "")
-        if fmt is None:
-            raise DeployError(f"format {spec.format!r} is not one the local backend serves")
+        if fmt is None:  # the codespace's API reads it from the artifact before calling here
+            raise DeployError(f"format: {spec.format!r} is not one of {', '.join(FORMATS)}")
         try:
             serving.serving_requirements(fmt, spec.protocol)
         except ValueError as error:
@@ -235,7 +234,6 @@ class DeployManager:
             spec=spec,
         )
         self.store.put(record)
-        self._sources[f"{owner}/{spec.name}"] = env
         task = asyncio.ensure_future(self._make(record, artifact, env))
         self._tasks[f"{owner}/{spec.name}"] = task
         task.add_done_callback(lambda _t: self._tasks.pop(f"{owner}/{spec.name}", None))
