@@ -39,6 +39,16 @@ def _message(answer: httpx.Response) -> str:
         return answer.text[:500] or answer.reason_phrase
 
 
+def _from_service(answer: httpx.Response) -> bool:
+    """Whether an endpoint's error is the deploy service's (``{"message"}``: a deployment
+    that is not serving) rather than the model server's (passed on as it is)."""
+    try:
+        body = answer.json()
+    except ValueError:
+        return False
+    return isinstance(body, dict) and set(body) == {"message"}
+
+
 class LocalDeployBackend(DeployBackend):
     kind = "local"
 
@@ -109,8 +119,8 @@ class LocalDeployBackend(DeployBackend):
             )
         except httpx.HTTPError as error:
             raise BackendUnavailable(f"the deployment does not answer: {error}") from None
-        if answer.status_code == 400 and "is failed" in answer.text:
-            raise DeployError(_message(answer))
+        if answer.status_code in (400, 404) and _from_service(answer):
+            raise ERRORS.get(answer.status_code, DeployError)(_message(answer))
         kind = answer.headers.get("content-type", "application/json")
         return Response(answer.status_code, answer.content, kind)
 
