@@ -120,7 +120,8 @@ def server_argv(
     return [*launcher, "env", *(f"{k}={v}" for k, v in variables.items()), python, "-m", V1_MODULE]
 
 
-def ready_path(model: str, protocol: str = "v2") -> str:
-    """The path that answers 200 once the model is loaded (``/v2/health/ready`` says 200 even
-    when the model failed to load, FACTS.md)."""
+def ready_path(model: str) -> str:
+    """The path that answers 200 once the model is loaded, for both servers (KServe's serves
+    V2 beside V1); not ``/v2/health/ready``, which says 200 even when the model failed to load
+    (FACTS.md)."""
     return f"/v2/models/{model}/ready"

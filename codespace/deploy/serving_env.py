@@ -87,10 +87,6 @@ class ServingEnv:
     cache_hit: bool
     warnings: list[str] = field(default_factory=list)
 
-    @property
-    def mlserver(self) -> Path:
-        return self.path / "bin" / "mlserver"
-
 
 def codespace_env(prefix: Path) -> CodespaceEnv:
     """The codespace environment at ``prefix`` (its ``VIRTUAL_ENV``): a layer names its base
