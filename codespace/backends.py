@@ -51,6 +51,8 @@ class Backends(Generic[B, R]):
             )
         self.factories = dict(factories)
         self.default = default
+        # the user's group policy: raises (a ValueError) for a backend they may not use
+        self.permit: Callable[[str], None] | None = None
         self._built: dict[str, B] = {}
         self._owners: dict[str, str] = {}  # record key -> backend name, as seen
 
@@ -74,7 +76,27 @@ class Backends(Generic[B, R]):
 
     def backends(self) -> builtins.list[dict[str, Any]]:
         default = self.default_backend()
-        return [{"name": name, "default": name == default} for name in self.factories]
+        listed = [{"name": name, "default": name == default} for name in self.factories]
+        if self.permit is not None:  # under a group policy: which ones the user may use
+            listed = [{**item, "allowed": self.allowed(item["name"])} for item in listed]
+        return listed
+
+    def allowed(self, name: str) -> bool:
+        """Whether the user's policy lets them use backend ``name``."""
+        if self.permit is None:
+            return True
+        try:
+            self.permit(name)
+        except ValueError:
+            return False
+        return True
+
+    def usable(self, name: str) -> B:
+        """:meth:`backend` for new work (a submission, a deployment): first the user's policy
+        (:attr:`permit`) must allow ``name``; what it raises reaches the caller."""
+        if self.permit is not None:
+            self.permit(name)
+        return self.backend(name)
 
     def backend(self, name: str) -> B:
         """The backend configured as ``name``, built on first use."""

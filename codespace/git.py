@@ -17,11 +17,11 @@ import contextlib
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from codespace.local.isolation import Isolation
+from codespace.local.isolation import Isolation, host_env
 from codespace.options import local_repo_path, validate_ref, validate_repo
 
 OnLine = Callable[[str], None]
@@ -45,8 +45,9 @@ class Checkout:
 
 
 def git_env(base: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment for git: allowed transports only, no prompts, no ext:: helpers."""
-    env = dict(os.environ if base is None else base)
+    """The environment for git: allowed transports only, no prompts, no ext:: helpers; of
+    the hub's own environment only what reaches package and git hosts (never its secrets)."""
+    env = dict(_hub_env() if base is None else base)
     env.update(
         {
             "GIT_ALLOW_PROTOCOL": "file:https:ssh",
@@ -58,6 +59,13 @@ def git_env(base: dict[str, str] | None = None) -> dict[str, str]:
         }
     )
     return env
+
+
+def _hub_env() -> dict[str, str]:
+    kept = host_env(os.environ)
+    if "HOME" in os.environ:
+        kept["HOME"] = os.environ["HOME"]
+    return kept
 
 
 async def run_git(
@@ -109,11 +117,15 @@ async def checkout(
     *,
     on_line: OnLine | None = None,
     isolation: Isolation | None = None,
+    clone_env: Mapping[str, str] | None = None,
 ) -> Checkout:
     """Clone ``repo`` at ``ref`` into ``workspace``; keep a workspace that is already there.
 
     A kept workspace is left exactly as the user left it (uncommitted work included). The
     workspace's parent must exist (and belong to the account, with an isolation).
+    ``clone_env`` is added to the clone's environment only (the user's Git host token as
+    ``GIT_CONFIG_*`` variables, :func:`codespace.gitauth.header_env`): it is not written into
+    the checkout's configuration.
     """
     repo = validate_repo(repo)
     ref = validate_ref(ref) if ref else None
@@ -133,7 +145,7 @@ async def checkout(
             ["clone", "--progress", "--no-checkout", "--", repo, str(partial)],
             on_line=on_line,
             isolation=iso,
-            extra_env=config,
+            extra_env={**(clone_env or {}), **config},
         )
     target = await _resolve_ref(partial, ref, iso)
     if target.branch:

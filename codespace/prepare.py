@@ -122,6 +122,7 @@ async def prepare(
     confine: Callable[[Codespace, BuiltEnv], None] | None = None,
     build_as: Callable[[], BuildAs | None] | None = None,
     sources: Sequence[str] | None = None,
+    clone_env: Mapping[str, str] | None = None,
 ) -> Prepared:
     """Run the local start pipeline for ``options``; raise only when the fetch fails.
 
@@ -135,10 +136,11 @@ async def prepare(
     install and the lifecycle commands run as the codespace's account; ``confine`` is
     called once the environment is known, to set up the codespace's sandbox; ``build_as``
     gives the account that builds an environment that is not in the cache yet; ``sources``
-    the spec sources in precedence order (default: :data:`codespace.sources.DEFAULT_SOURCES`).
+    the spec sources in precedence order (default: :data:`codespace.sources.DEFAULT_SOURCES`);
+    ``clone_env`` goes to the clone only (the user's Git host token, :mod:`codespace.gitauth`).
     """
     iso = isolation or Isolation()
-    done = await _fetch(options, paths, report, iso)
+    done = await _fetch(options, paths, report, iso, clone_env)
     resolution, recovery, problems, warnings = _resolve(options, paths, report, sources)
     if check_spec is not None:
         check_spec(resolution.codespace)
@@ -215,13 +217,22 @@ async def prepare(
 
 
 async def _fetch(
-    options: UserOptions, paths: LocalPaths, report: Reporter, iso: Isolation
+    options: UserOptions,
+    paths: LocalPaths,
+    report: Reporter,
+    iso: Isolation,
+    clone_env: Mapping[str, str] | None = None,
 ) -> Checkout:
     timer = _Timer()
     where = f"{options.repo}" + (f" at {options.ref}" if options.ref else "")
     report.step(5, f"fetch: {where}")
     done = await checkout(
-        options.repo, options.ref, paths.workspace, on_line=report.line, isolation=iso
+        options.repo,
+        options.ref,
+        paths.workspace,
+        on_line=report.line,
+        isolation=iso,
+        clone_env=clone_env,
     )
     if done.cloned:
         report.step(20, f"fetch: checked out {done.commit[:12]} ({timer})")

@@ -17,6 +17,9 @@
 #   CODESPACE_HUB_MAX_IDLE_TIMEOUT the longest lifetime.idleTimeout honoured (default 0: any)
 #   CODESPACE_HUB_MAX_AGE    stop every codespace this long after its start (default 0: never)
 #   CODESPACE_HUB_CULL=0     no culler
+#   CODESPACE_HUB_LOGIN      optional: login settings (JSON, hub/identity.py) for a Git host /
+#                            OpenID Connect login; default: the shared password
+#   CODESPACE_HUB_POLICY     optional: the group policy file (YAML, codespace/policy)
 import os
 import socket
 import sys
@@ -27,6 +30,7 @@ from codespace.local.isolation import host_env
 from hub.app import secret_file
 from hub.cull import configure_culler
 from hub.home import configure_home
+from hub.identity import LoginSettings, configure_identity, crypt_key
 from spawner.metrics import watch_gpus
 
 c = get_config()  # noqa: F821
@@ -101,6 +105,7 @@ c.JupyterHub.services = [
             **host_env(os.environ),  # package indexes and CA bundles for serving environments
             "CODESPACE_HUB_DATA_DIR": str(data_dir),
             "CODESPACE_HUB_SANDBOX": os.environ.get("CODESPACE_HUB_SANDBOX", "1"),
+            "CODESPACE_HUB_POLICY": os.environ.get("CODESPACE_HUB_POLICY", ""),
             "CODESPACE_DEPLOY_PUBLIC_URL": (
                 f"http://{public_host}:{c.JupyterHub.port}/services/{DEPLOY}/"
             ),
@@ -116,6 +121,7 @@ c.JupyterHub.load_roles = [
             "users:activity!user",
             "access:servers!server",
             f"access:services!service={DEPLOY}",
+            "read:users:groups!user",  # the deploy service applies the group policy
         ],
     },
 ]
@@ -136,6 +142,21 @@ if admin_token:
             "services": ["codespace-admin"],
         }
     )
+
+# -- login with the Git host (hub/identity.py; README "Identity and policy") ---------------
+# `codespace-hub --login gitea|gitlab|github|oidc ...` stored the settings; tokens are kept in
+# auth_state, encrypted with a key generated in the secrets directory.
+login_file = os.environ.get("CODESPACE_HUB_LOGIN")
+if login_file:
+    login = LoginSettings.model_validate_json(Path(login_file).read_text())
+    configure_identity(
+        c,
+        login,
+        callback_url=f"http://{public_host}:{c.JupyterHub.port}/hub/oauth_callback",
+        crypt_key=crypt_key(secrets_dir / "crypt-key"),
+    )
+    if "CODESPACE_HUB_ADMIN_USERS" not in os.environ:  # admins: the provider's admin groups
+        c.Authenticator.admin_users = set()
 
 # -- metrics: /hub/metrics (JupyterHub's and ours, README "Operations") -------------------
 # It needs a token with the read:metrics scope, as do the deploy service's metrics and each
@@ -162,6 +183,9 @@ if os.environ.get("CODESPACE_HUB_REPO_ROOTS"):
         os.pathsep
     )
 c.LocalCodespaceSpawner.sandbox = os.environ.get("CODESPACE_HUB_SANDBOX", "1") != "0"
+# the group policy (codespace/policy; README "Identity and policy"): profiles, quotas,
+# datasets and backends per group, enforced by the spawner, the codespaces and the services
+c.LocalCodespaceSpawner.policy_file = os.environ.get("CODESPACE_HUB_POLICY", "")
 if os.environ.get("CODESPACE_HUB_DATASET_CATALOG"):
     c.LocalCodespaceSpawner.dataset_catalog = os.environ["CODESPACE_HUB_DATASET_CATALOG"]
 c.Spawner.debug = False

@@ -28,6 +28,7 @@ from codespace.deploy.service import DeployService
 from codespace.jobs.backend import JobBackend, JobError, JobSettings
 from codespace.jobs.prewarm import DatasetPrewarmGate
 from codespace.jobs.service import JobService
+from codespace.policy import Effective
 from extensions.activity import (
     ActivityMonitor,
     ActivityReporter,
@@ -365,6 +366,10 @@ class CodespaceExtension(ExtensionApp):
         self.datasets = self.build_backend(self.dataset_backend_class, self.dataset_settings())
         self.jobs = self.job_service()  # builds no job backend yet
         self.deployments = self.deploy_service()  # builds no deploy backend yet
+        self.policy = Effective.from_environ()  # the owner's group policy (spawner.policy)
+        if self.policy is not None:
+            self.jobs.permit = self.policy.check_job_backend
+            self.deployments.permit = self.policy.check_deploy_backend
         self.activity = self.activity_monitor()
         web_app = getattr(self.serverapp, "web_app", None)
         if web_app is not None:  # what JupyterHub's single-user extension reports is ours
@@ -372,7 +377,7 @@ class CodespaceExtension(ExtensionApp):
             self.serverapp.contents_manager.register_post_save_hook(self.activity.file_saved)
 
     def initialize_handlers(self) -> None:
-        self.handlers.extend(dataset_handlers(self.datasets))
+        self.handlers.extend(dataset_handlers(self.datasets, self.policy))
         self.handlers.extend(job_handlers(self.jobs))
         self.handlers.extend(deploy_handlers(self.deployments))
         self.handlers.extend(session_handlers(self.workspace))

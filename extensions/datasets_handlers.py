@@ -32,6 +32,7 @@ from codespace.datasets.backend import (
 )
 from codespace.datasets.models import Dataset
 from codespace.datasets.paths import PathRefused
+from codespace.policy import Effective, PolicyRefused
 from codespace.spec.model import DNS1123_LABEL
 
 API = r"/codespace/api/datasets"
@@ -71,6 +72,8 @@ def _errors(method: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[N
             raise web.HTTPError(404, f"no dataset named {name!r}")
         try:
             await method(self, *args, **kwargs)
+        except PolicyRefused as error:
+            raise web.HTTPError(403, str(error)) from error
         except DatasetNotFound as error:
             raise web.HTTPError(404, str(error)) from error
         except PathRefused as error:
@@ -84,8 +87,9 @@ def _errors(method: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[N
 class DatasetHandler(APIHandler):
     auth_resource = "contents"
 
-    def initialize(self, backend: DatasetBackend) -> None:
+    def initialize(self, backend: DatasetBackend, policy: Effective | None = None) -> None:
         self.backend = backend
+        self.policy = policy
 
     def reply(self, value: Any, status: int = 200) -> None:
         self.set_status(status)
@@ -162,6 +166,8 @@ class DatasetMountHandler(DatasetHandler):
     @authorized
     @_errors
     async def post(self, name: str) -> None:
+        if self.policy is not None:
+            self.policy.check_datasets([name])  # PolicyRefused: 403 naming the rule
         self.reply(await self.backend.mount(name))
 
     @web.authenticated
@@ -171,8 +177,10 @@ class DatasetMountHandler(DatasetHandler):
         self.reply(await self.backend.unmount(name))
 
 
-def dataset_handlers(backend: DatasetBackend) -> list[tuple[str, type, dict[str, Any]]]:
-    kwargs = {"backend": backend}
+def dataset_handlers(
+    backend: DatasetBackend, policy: Effective | None = None
+) -> list[tuple[str, type, dict[str, Any]]]:
+    kwargs = {"backend": backend, "policy": policy}
     return [
         (API, DatasetsHandler, kwargs),
         (rf"{API}/{NAME}", DatasetItemHandler, kwargs),

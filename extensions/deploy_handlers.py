@@ -37,6 +37,7 @@ from codespace.deploy.backend import (
 )
 from codespace.deploy.service import DeployService
 from codespace.jobs.models import seconds
+from codespace.policy import PolicyRefused
 from extensions.api import ServiceHandler, http_errors
 
 API = r"/codespace/api/deployments"
@@ -46,6 +47,7 @@ NO_BODY = (204, 304)
 
 # Deploy errors become JSON errors a user can read.
 _errors = http_errors(
+    (PolicyRefused, 403),
     (DeploymentNotFound, 404),
     (DeploymentExists, 409),
     (BackendUnavailable, 503),

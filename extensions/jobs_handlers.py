@@ -21,13 +21,16 @@ from tornado import web
 
 from codespace.jobs.backend import BackendUnavailable, JobError, JobNotFound
 from codespace.jobs.service import JobService
+from codespace.policy import PolicyRefused
 from extensions.api import ServiceHandler, http_errors
 
 API = r"/codespace/api/jobs"
 ID = r"(?P<job_id>[^/]+)"
 
 # Job errors become JSON errors a user can read.
-_errors = http_errors((JobNotFound, 404), (BackendUnavailable, 503), (JobError, 400))
+_errors = http_errors(
+    (PolicyRefused, 403), (JobNotFound, 404), (BackendUnavailable, 503), (JobError, 400)
+)
 
 
 class JobHandler(ServiceHandler):

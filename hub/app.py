@@ -97,8 +97,84 @@ def build_parser() -> argparse.ArgumentParser:
         help="stop every codespace this long after its start, busy or not (default: never)",
     )
     parser.add_argument("--no-cull", action="store_true", help="never stop idle codespaces")
+    add_login_arguments(parser)
+    parser.add_argument(
+        "--policy",
+        default=None,
+        metavar="FILE",
+        help="the group policy (YAML): profiles, quotas, datasets and backends per group "
+        "(README: Identity and policy; default: none, everything allowed)",
+    )
     parser.add_argument("jupyterhub_args", nargs="*", help="after --: arguments for JupyterHub")
     return parser
+
+
+def add_login_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("login (README: Identity and policy)")
+    group.add_argument(
+        "--login",
+        choices=("shared-password", "gitea", "gitlab", "github", "oidc"),
+        default=None,
+        help="how users log in (default: a generated shared password)",
+    )
+    group.add_argument("--login-config", default="", metavar="FILE", help="login settings YAML")
+    group.add_argument("--login-url", default="", help="the Git host's or OIDC issuer's URL")
+    group.add_argument("--login-client-id", default="", help="the OAuth client id")
+    group.add_argument(
+        "--login-client-secret-file", default="", metavar="FILE", help="the OAuth client secret"
+    )
+    group.add_argument(
+        "--login-git-url", default="", help="the Git host the login's token clones from"
+    )
+    group.add_argument(
+        "--login-admin-group", action="append", default=[], help="a provider group of admins"
+    )
+
+
+def login_environment(args: argparse.Namespace, data_dir: Path) -> tuple[dict[str, str], str]:
+    """Check the login settings; store them (0600) for the config; the banner's login line."""
+    from codespace.spec.errors import SpecError
+    from hub.identity import load_login_settings
+
+    if not args.login and not args.login_config:
+        return {}, ""
+    try:
+        settings = load_login_settings(
+            args.login_config,
+            provider=args.login,
+            url=args.login_url,
+            client_id=args.login_client_id,
+            client_secret_file=args.login_client_secret_file,
+            git_url=args.login_git_url,
+            admin_groups=args.login_admin_group,
+        )
+    except SpecError as error:
+        raise SystemExit(f"codespace-hub: login settings:\n{error}") from None
+    if settings.provider == "shared-password":
+        return {}, ""
+    path = data_dir / "secrets" / "login.json"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(settings.model_dump_json())
+    git = f"; private repositories from {settings.git_url}" if settings.git_url else ""
+    return {
+        "CODESPACE_HUB_LOGIN": str(path)
+    }, f"Log in with {settings.provider} ({settings.url}){git}"
+
+
+def policy_environment(args: argparse.Namespace) -> dict[str, str]:
+    """Check the policy file at start (file:line errors end the command)."""
+    if not args.policy:
+        return {}
+    from codespace.policy import load_policy
+    from codespace.spec.errors import SpecError
+
+    path = Path(args.policy).resolve()
+    try:
+        load_policy(path)
+    except SpecError as error:
+        raise SystemExit(f"codespace-hub: policy:\n{error}") from None
+    return {"CODESPACE_HUB_POLICY": str(path)}
 
 
 def hub_environment(args: argparse.Namespace) -> tuple[dict[str, str], dict[str, str]]:
@@ -117,7 +193,8 @@ def hub_environment(args: argparse.Namespace) -> tuple[dict[str, str], dict[str,
     database.chmod(0o600)
     user_password = secret_file(data_dir / "secrets" / "user-password", 12)
     admin_password = secret_file(data_dir / "secrets" / "admin-password", 32)
-    admins = args.admin_user or ["admin"]
+    # with a login provider "admin" may be anyone's name there: admins only when named
+    admins = args.admin_user or ([] if (args.login or args.login_config) else ["admin"])
     env = {
         "CODESPACE_HUB_DATA_DIR": str(data_dir),
         "CODESPACE_HUB_IP": args.ip,
@@ -131,6 +208,10 @@ def hub_environment(args: argparse.Namespace) -> tuple[dict[str, str], dict[str,
     env["CODESPACE_HUB_REPO_ROOTS"] = os.pathsep.join(roots)
     env["CODESPACE_HUB_SANDBOX"] = "0" if args.no_sandbox else "1"
     env.update(culling_environment(args))
+    login_env, login["login"] = login_environment(args, data_dir)
+    env.update(login_env)
+    env.update(policy_environment(args))
+    login["policy"] = env.get("CODESPACE_HUB_POLICY", "none (everything allowed)")
     login["trust"] = describe_trust(data_dir, sandbox=not args.no_sandbox, roots=roots)
     login["datasets"] = describe_catalog(
         Path(env.get("CODESPACE_HUB_DATASET_CATALOG") or data_dir / "datasets.yaml")
@@ -204,12 +285,19 @@ def banner(ip: str, port: int, data_dir: str, login: dict[str, str]) -> str:
         [
             "",
             f"  Codespace Hub: http://{host}:{port}/",
-            f"  Log in with any user name and the password: {login['user']}",
-            f"  Admin users ({login['admins']}) use the admin password in "
-            f"{data_dir}/secrets/admin-password",
+            *(
+                [f"  {login['login']}"]
+                if login.get("login")
+                else [
+                    f"  Log in with any user name and the password: {login['user']}",
+                    f"  Admin users ({login['admins']}) use the admin password in "
+                    f"{data_dir}/secrets/admin-password",
+                ]
+            ),
             f"  Data (database, workspaces, env cache, secrets): {data_dir}",
             f"  Datasets: {login.get('datasets', 'none')}",
             f"  Codespaces: {login.get('trust', '')}",
+            f"  Policy: {login.get('policy', 'none (everything allowed)')}",
             "",
         ]
     )

@@ -19,11 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from jupyterhub import orm
-from traitlets.config import Config, LazyConfigValue
+from traitlets.config import Config
 
 from codespace.activity.store import ServerActivity
 from hub.activity import ACTIVITY_SETTING, activity_path, activity_store
 from hub.codespaces import Codespace, Urls, describe
+from hub.configured import configured
 from hub.refusals import NamedServerLimit, forget_refused_start
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -124,18 +125,13 @@ def home_view(user: Any) -> HomeView | None:
     return HomeView(user) if user is not None else None
 
 
-def _configured(section: Config, name: str, default: Any) -> Any:
-    value = section.get(name, default)
-    return default if isinstance(value, LazyConfigValue) else value
-
-
 def ssh_keys_path(c: Config, ssh_keys_db: str | os.PathLike[str] | None = None) -> str:
     """Where the hub keeps SSH keys: ``ssh_keys_db``, else ``ssh-keys.sqlite`` in the local
     spawner's data directory when one is configured, else in the hub's working directory
     (on Kubernetes, give a path on a persistent volume)."""
     if ssh_keys_db:
         return str(Path(ssh_keys_db).resolve())
-    data_dir = _configured(c.LocalCodespaceSpawner, "data_dir", "")
+    data_dir = configured(c.LocalCodespaceSpawner, "data_dir", "")
     return str((Path(data_dir) if data_dir else Path.cwd()).resolve() / SSH_KEYS_FILE)
 
 
@@ -160,23 +156,23 @@ def configure_home(
     from spawner.ssh import KEYS_SETTING
 
     hub = c.JupyterHub
-    hub.template_paths = [str(TEMPLATES), *_configured(hub, "template_paths", [])]
-    hub.template_vars = {**_configured(hub, "template_vars", {}), "codespace_hub": home_view}
+    hub.template_paths = [str(TEMPLATES), *configured(hub, "template_paths", [])]
+    hub.template_vars = {**configured(hub, "template_vars", {}), "codespace_hub": home_view}
     hub.extra_handlers = [
-        *_configured(hub, "extra_handlers", []),
+        *configured(hub, "extra_handlers", []),
         *handlers(),
         *ssh_key_handlers(),
         *metrics_handlers(),
         *activity_handlers(),
     ]
-    settings = dict(_configured(hub, "tornado_settings", {}))
+    settings = dict(configured(hub, "tornado_settings", {}))
     settings.setdefault(KEYS_SETTING, ssh_keys_path(c, ssh_keys_db))
     activity = Path(activity_db).resolve() if activity_db else None
     settings.setdefault(ACTIVITY_SETTING, str(activity or activity_path(settings[KEYS_SETTING])))
     hub.tornado_settings = settings
     limit = named_server_limit
     if limit is None:
-        current = _configured(hub, "named_server_limit_per_user", 0)
+        current = configured(hub, "named_server_limit_per_user", 0)
         limit = current.limit if isinstance(current, NamedServerLimit) else int(current or 0)
     hub.named_server_limit_per_user = NamedServerLimit(limit)
     c.Spawner.post_stop_hook = forget_refused_start

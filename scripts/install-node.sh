@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Node tools under $1 (default .tools): configurable-http-proxy and playwright-core.
+# Node tools under $1 (default .tools): configurable-http-proxy, playwright-core and
+# oidc-provider (the OpenID Connect provider that login tests run, tests/helpers/oidc.py).
 # Idempotent: a tool already at its pinned version is left alone.
 set -euo pipefail
 TOOLS="$(realpath -m "${1:-.tools}")"
@@ -7,7 +8,7 @@ export npm_config_yes=true npm_config_fund=false npm_config_audit=false npm_conf
 mkdir -p "$TOOLS/node"
 cd "$TOOLS/node"
 [ -f package.json ] || echo '{"name": "codespace-hub-tools", "private": true}' > package.json
-want=(configurable-http-proxy@5.3.0 playwright-core@1.65.1)
+want=(configurable-http-proxy@5.3.0 playwright-core@1.65.1 oidc-provider@9.13.3)
 need=()
 for spec in "${want[@]}"; do
     name="${spec%@*}"; version="${spec##*@}"

@@ -32,30 +32,25 @@ from typing import Any
 from urllib.parse import quote
 
 from jupyterhub.spawner import LocalProcessSpawner
-from tornado import web
 from traitlets import Bool, Dict, Float, Integer, List, Unicode, default
 
 from codespace.datasets.attach import LocalDatasetSettings, extension_config
-from codespace.datasets.backend import DatasetError
-from codespace.datasets.catalog import CATALOG_ENV, Catalog
+from codespace.datasets.catalog import CATALOG_ENV
 from codespace.envbuild import KERNEL_NAME, UvEnvBuilder
 from codespace.envbuild.uv import BuildAs
 from codespace.lifecycle_runner import job_text, runner_argv
 from codespace.local.isolation import Isolation, host_env
-from codespace.options import UserOptions, check_local_repo
+from codespace.options import UserOptions
 from codespace.prepare import ERRORS_FILE, LocalPaths, Prepared, prepare
 from codespace.spec.model import Codespace
 from codespace.vscode import plan_extensions
 from spawner import local_isolation as isolation
 from spawner.form import (
-    DatasetUnavailable,
-    catalog_choices,
-    check_datasets,
-    parse_form,
-    render_form,
     validate_options,
 )
+from spawner.git_credentials import GitCredentialsMixin
 from spawner.isolated import IsolatedSpawnerMixin, private_log
+from spawner.local_form import LocalFormMixin
 from spawner.local_gpu import LocalGpuMixin
 from spawner.local_process import (
     DEFAULT_SERVER_DIR,
@@ -65,6 +60,7 @@ from spawner.local_process import (
 )
 from spawner.local_slurm import codespace_slurm
 from spawner.metrics import count_prepared, metered_start
+from spawner.policy import PolicyMixin
 from spawner.progress import ProgressLog
 from spawner.ssh import LocalSshMixin
 from spawner.start_gate import gate_for, wait_listening
@@ -77,24 +73,14 @@ def _safe(name: str) -> str:
     return quote(name, safe="") or DEFAULT_SERVER_DIR
 
 
-def _check_user_options(spawner: LocalCodespaceSpawner, user_options: dict[str, Any]) -> None:
-    """Refuse bad options before the spawn starts: the API answers 400 with the reason."""
-    try:
-        options = validate_options(user_options or {})
-        spawner._profile(options.get("profile"))
-        if options.get("datasets"):  # a catalog dataset whose source is missing: refused
-            check_datasets(options["datasets"], dict(spawner._form_datasets()[1]))
-        check_local_repo(
-            options["repo"],
-            [Path(root) for root in spawner.allowed_repo_roots],
-            refused=[Path(spawner.data_dir)],
-        )
-    except ValueError as error:
-        raise web.HTTPError(400, str(error), reason=str(error)) from None
-
-
 class LocalCodespaceSpawner(
-    LocalSshMixin, LocalGpuMixin, IsolatedSpawnerMixin, LocalProcessSpawner
+    LocalFormMixin,
+    PolicyMixin,
+    GitCredentialsMixin,
+    LocalSshMixin,
+    LocalGpuMixin,
+    IsolatedSpawnerMixin,
+    LocalProcessSpawner,
 ):
     """Spawn codespaces from git repositories as local processes."""
 
@@ -219,42 +205,6 @@ class LocalCodespaceSpawner(
     def _default_http_timeout(self) -> int:
         return 60
 
-    @default("options_form")
-    def _default_options_form(self) -> Any:
-        return LocalCodespaceSpawner._render_options_form  # called per spawn: catalog is live
-
-    def _render_options_form(self) -> str:
-        datasets, unavailable, note = self._form_datasets()
-        return render_form(
-            self.profiles, datasets=datasets, datasets_note=note, unavailable=unavailable
-        )
-
-    def _form_datasets(self) -> tuple[list[tuple[str, str]], list[tuple[str, str]], str]:
-        """The catalog's datasets for the form: selectable, unavailable (a local source that
-        is missing: shown disabled with why), and a note when the catalog cannot be read."""
-        try:
-            entries = Catalog(self.dataset_settings().catalog).entries()
-        except DatasetError as error:
-            return [], [], f"The dataset catalog cannot be read: {error}"
-        return (*catalog_choices(entries.values()), "")
-
-    @default("options_from_form")
-    def _default_options_from_form(self) -> Any:
-        return self._options_from_form
-
-    def _options_from_form(self, formdata: dict[str, Any]) -> dict[str, Any]:
-        """The form's fields as options; a dataset the form showed unavailable is a 400."""
-        try:
-            return parse_form(formdata, unavailable=dict(self._form_datasets()[1]))
-        except DatasetUnavailable as error:
-            refusal = web.HTTPError(400, str(error), reason="Dataset unavailable")
-            refusal.jupyterhub_message = str(error)  # type: ignore[attr-defined]
-            raise refusal from None
-
-    @default("apply_user_options")
-    def _default_apply_user_options(self) -> Any:
-        return _check_user_options
-
     @default("cmd")
     def _default_cmd(self) -> list[str]:
         return [str(Path(sys.executable).parent / "jupyterhub-singleuser")]
@@ -296,6 +246,7 @@ class LocalCodespaceSpawner(
         self.server_dir = state.get("server_dir", "")
         self.lifecycle_pid = state.get("lifecycle_pid", 0)
         self.cgroup_state = state.get("cgroup", {})
+        self.policy_gpus = state.get("policy_gpus", 0.0)
 
     def get_state(self) -> dict[str, Any]:
         state = super().get_state()
@@ -306,6 +257,8 @@ class LocalCodespaceSpawner(
             state["lifecycle_pid"] = self.lifecycle_pid
         if self.cgroup_state:
             state["cgroup"] = self.cgroup_state
+        if getattr(self, "policy_gpus", 0.0):
+            state["policy_gpus"] = self.policy_gpus
         return state
 
     # -- start ---------------------------------------------------------------------------
@@ -361,6 +314,7 @@ class LocalCodespaceSpawner(
                 confine=lambda spec, env: self._confine(iso, paths, env.path),
                 build_as=who,
                 sources=self.codespace_sources,
+                clone_env=self.git_clone_env(options.repo),
             )
         except Exception as error:
             log.step(99, f"failed: {error}")
@@ -390,8 +344,8 @@ class LocalCodespaceSpawner(
         return {**host_env(os.environ), **kept}
 
     def _check_spec(self, spec: Codespace, log: ProgressLog, iso: Isolation) -> None:
-        """Claim the GPU, then make the codespace's cgroup with the spec's limits."""
-        self._claim_gpu(spec, log)
+        """Check the policy, claim the GPU, then make the cgroup with the spec's limits."""
+        self._claim_gpu(self.enforce_policy_spec(spec, log.line), log)
         if iso.active:
             key = f"{iso.account.name}.{_safe(self.name)}".replace("%", "_")
             self._limit(spec, log, iso, key)
@@ -473,6 +427,8 @@ class LocalCodespaceSpawner(
             "CODESPACE_VSIX_PATH": os.pathsep.join(self.vsix_dirs),
             CATALOG_ENV: str(datasets.catalog or ""),
             **getattr(self, "_gpu_env", {}),
+            **self.git_helper_env(),  # git push to the Git host asks the hub for the token
+            **self.policy_env(),  # jobs, deployments, dataset mounts: the user's rules
         }
 
     def _slurm_settings(self, log: ProgressLog) -> dict[str, Any]:

@@ -19,6 +19,8 @@ COMMAND_MODULES = (
     "codespace.cli.dataset_commands",
     "codespace.cli.job_commands",
     "codespace.cli.deploy_commands",
+    "codespace.cli.git_credential",
+    "codespace.cli.policy_commands",
 )
 
 
@@ -46,8 +48,13 @@ def build_parser(modules: Sequence[str] = COMMAND_MODULES) -> argparse.ArgumentP
 
 def main(argv: Sequence[str] | None = None) -> int:
     given = list(sys.argv[1:] if argv is None else argv)
-    ssh_only = bool(given) and given[0] in SSH_HELPERS
-    parser = build_parser(("codespace.cli.ssh_commands",) if ssh_only else COMMAND_MODULES)
+    first = given[0] if given else ""
+    if first in SSH_HELPERS:
+        parser = build_parser(("codespace.cli.ssh_commands",))
+    elif first == "git-credential":  # git runs it at every push: only its own module
+        parser = build_parser(("codespace.cli.git_credential",))
+    else:
+        parser = build_parser(COMMAND_MODULES)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)

@@ -175,7 +175,7 @@ class DeployService(Backends[DeployBackend, DeploymentRecord]):
         defaults = self.defaults()
         spec = self.with_format(parse_spec(body, self.workspace, defaults))
         name = spec.backend or self.default_backend(defaults)
-        backend = self.backend(name)  # an unconfigured name: the error lists the configured
+        backend = self.usable(name)  # the policy; an unconfigured name lists the configured
         spec = spec.model_copy(update={"backend": name})
         await self._refuse_taken(spec.name, name)
         record = await backend.create(spec)

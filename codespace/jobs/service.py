@@ -122,7 +122,7 @@ class JobService(Backends[JobBackend, JobRecord]):
         if len(names) > 1:
             raise JobError(f"jobs of one submission run on one backend (got {sorted(names)})")
         [name] = names
-        backend = self.backend(name)
+        backend = self.usable(name)
         if any(job.afterJobs for job in submission.jobs) and not backend.supports_after_jobs:
             raise JobError(f"backend {name!r} cannot wait for jobs of other submissions")
         jobs = [job.model_copy(update={"backend": name}) for job in submission.jobs]

@@ -40,6 +40,7 @@ from codespace.deploy import metrics
 from codespace.deploy.backend import DeployError, DeploymentExists, DeploymentNotFound
 from codespace.deploy.manager import DeployManager, Source
 from codespace.deploy.models import DeploymentSpec
+from codespace.policy import PolicyRefused, load_policy
 from hub.deploy.isolation import HubConfiner
 from hub.deploy.proxy import forward
 
@@ -74,18 +75,34 @@ class _Handler(web.RequestHandler):
 
     async def hub_user(self, token: str) -> str | None:
         """The hub user a token belongs to, if it may use this service."""
+        model = await self.hub_model(token)
+        return model["name"] if model else None
+
+    async def hub_model(self, token: str) -> dict[str, Any] | None:
+        """The hub's model of the token's user (name, groups), if it may use this service."""
         model = await self.auth.user_for_token(token, sync=False)
         if not model or model.get("kind", "user") != "user":
             return None
         if not self.auth.check_scopes(self.auth.access_scopes, model):
             return None
-        return model["name"]
+        return model
 
     async def owner(self) -> str:
-        user = await self.hub_user(self.token())
-        if user is None:
+        model = await self.hub_model(self.token())
+        if model is None:
             raise web.HTTPError(403, "this token may not use the deploy service")
-        return user
+        self._groups = list(model.get("groups") or [])
+        return model["name"]
+
+    def check_policy(self) -> None:
+        """The owner's group policy must allow local deployments (403 naming the rule)."""
+        path = self.settings.get("policy_file")
+        if not path:
+            return
+        try:
+            load_policy(path).for_groups(getattr(self, "_groups", [])).check_deploy_backend("local")
+        except PolicyRefused as error:
+            raise web.HTTPError(403, str(error)) from None
 
     def reply(self, value: Any, status: int = 200) -> None:
         self.set_status(status)
@@ -114,6 +131,7 @@ class DeploymentsHandler(_Handler):
 
     async def post(self) -> None:
         owner = await self.owner()
+        self.check_policy()
         try:
             body = json.loads(self.request.body or b"{}")
             spec = DeploymentSpec.model_validate(body.get("spec") or {})
@@ -215,7 +233,9 @@ async def _now(value: Any) -> Any:
     return value
 
 
-def make_app(manager: DeployManager, prefix: str, hub_auth: HubAuth) -> web.Application:
+def make_app(
+    manager: DeployManager, prefix: str, hub_auth: HubAuth, policy_file: str = ""
+) -> web.Application:
     prefix = "/" + prefix.strip("/") + "/"
     api = f"{prefix}api/deployments"
     return web.Application(
@@ -230,6 +250,7 @@ def make_app(manager: DeployManager, prefix: str, hub_auth: HubAuth) -> web.Appl
         ],
         manager=manager,
         hub_auth=hub_auth,
+        policy_file=policy_file,  # the group policy (codespace.policy), "" for none
     )
 
 
@@ -243,7 +264,7 @@ def main() -> int:
     manager = DeployManager(data_dir / "deployments", data_dir / "env-cache", confiner, public)
     REGISTRY.register(metrics.DeploymentStates(manager.everyone))
     hub_auth = HubAuth(cache_max_age=60)
-    app = make_app(manager, prefix, hub_auth)
+    app = make_app(manager, prefix, hub_auth, os.environ.get("CODESPACE_HUB_POLICY", ""))
     server = httpserver.HTTPServer(app, xheaders=True)
     server.listen(listen.port or 80, listen.hostname or "127.0.0.1")
     loop = ioloop.IOLoop.current()

@@ -64,7 +64,8 @@ async def test_progress_log_replays_for_every_follower_and_ends_when_closed() ->
 def test_spawner_refuses_an_unknown_profile_before_starting() -> None:
     from tornado import web
 
-    from spawner.local import LocalCodespaceSpawner, _check_user_options
+    from spawner.local import LocalCodespaceSpawner
+    from spawner.local_form import _check_user_options
 
     spawner = LocalCodespaceSpawner(
         profiles=[{"slug": "small", "display_name": "Small"}], allowed_repo_roots=["/srv"]
@@ -93,7 +94,8 @@ def test_local_repositories_only_under_the_allowed_roots(
 ) -> None:
     from tornado import web
 
-    from spawner.local import LocalCodespaceSpawner, _check_user_options
+    from spawner.local import LocalCodespaceSpawner
+    from spawner.local_form import _check_user_options
 
     data = tmp_path / "data"
     spawner = LocalCodespaceSpawner(allowed_repo_roots=roots, data_dir=str(data))
