@@ -35,9 +35,11 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from codespace.gitauth import TOKEN_USERNAMES
+from hub.configured import configured
 
 Provider = Literal["shared-password", "gitea", "gitlab", "github", "oidc"]
 GITHUB = "https://github.com"
+SPAWN_WAIT = 3  # seconds a start request waits for the spawn (a refusal is a 400 within it)
 
 
 class LoginSettings(BaseModel):
@@ -201,6 +203,12 @@ def configure_identity(
     if crypt_key is None:
         raise ValueError("a login provider keeps tokens in auth_state: a crypt key is needed")
     c.CryptKeeper.keys = [crypt_key]
+    # the login is refreshed with the provider before each start (refresh_pre_spawn), so a
+    # refused start (the policy, a bad option) is known only after that round trip: wait that
+    # long for it, so the REST API and the form still answer 400 with the reason
+    settings_ = dict(configured(c.JupyterHub, "tornado_settings", {}))
+    settings_["slow_spawn_timeout"] = max(settings_.get("slow_spawn_timeout", 0), SPAWN_WAIT)
+    c.JupyterHub.tornado_settings = settings_
     if settings.git_url:
         c.Spawner.git_host_url = settings.git_url
         c.Spawner.git_token_username = settings.token_username

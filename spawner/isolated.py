@@ -18,7 +18,7 @@ from traitlets.config import LoggingConfigurable
 
 from codespace.datasets.backend import DatasetError
 from codespace.datasets.catalog import Catalog
-from codespace.local.isolation import Isolation
+from codespace.local.isolation import Isolation, trust_files
 from codespace.local.limits import Cgroup, CgroupLimits
 from codespace.prepare import LocalPaths
 from codespace.spec.model import Codespace
@@ -81,6 +81,7 @@ class IsolatedSpawnerMixin(LoggingConfigurable):
     def _isolation_settings(self) -> isolation.Settings:
         datasets = self.dataset_settings()
         extra_ro = [datasets.cache_dir, *(Path(p) for p in self.vsix_dirs)]
+        extra_ro += trust_files(os.environ)  # the CA bundles the codespace's variables name
         if datasets.catalog is not None:
             extra_ro += [datasets.catalog, *_local_sources(datasets.catalog)]
         return isolation.Settings(

@@ -38,9 +38,12 @@ from codespace.datasets.attach import LocalDatasetSettings, extension_config
 from codespace.datasets.catalog import CATALOG_ENV
 from codespace.envbuild import KERNEL_NAME, UvEnvBuilder
 from codespace.envbuild.uv import BuildAs
+from codespace.git import GitError
+from codespace.gpu import GpuUnavailable
 from codespace.lifecycle_runner import job_text, runner_argv
 from codespace.local.isolation import Isolation, host_env
 from codespace.options import UserOptions
+from codespace.policy import PolicyRefused
 from codespace.prepare import ERRORS_FILE, LocalPaths, Prepared, prepare
 from codespace.spec.model import Codespace
 from codespace.vscode import plan_extensions
@@ -60,7 +63,7 @@ from spawner.local_process import (
 )
 from spawner.local_slurm import codespace_slurm
 from spawner.metrics import count_prepared, metered_start
-from spawner.policy import PolicyMixin
+from spawner.policy import PolicyMixin, start_refused
 from spawner.progress import ProgressLog
 from spawner.ssh import LocalSshMixin
 from spawner.start_gate import gate_for, wait_listening
@@ -275,6 +278,8 @@ class LocalCodespaceSpawner(
         await self._end_background()  # left by an earlier start of this server
         try:
             return await self._start(options, log)
+        except (PolicyRefused, GpuUnavailable, GitError) as error:  # the request, not the hub
+            raise start_refused(error) from None
         except asyncio.CancelledError:  # the user stopped a pending spawn
             log.step(99, "stopped while starting")
             self._release_gpu()

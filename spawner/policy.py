@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from tornado import web
 from traitlets import HasTraits, Unicode
 
 from codespace.policy import POLICY_ENV, Effective, Policy, PolicyRefused, load_policy
@@ -56,6 +57,14 @@ def read_policy(path: str) -> Policy | None:
         return cached[1]
     _loaded[path] = (mtime, policy)
     return policy
+
+
+def start_refused(error: Exception) -> web.HTTPError:
+    """A start that ends for a reason of the request (the policy, a GPU, the repository) as
+    a 400 with that reason: what the REST API and the spawn page show, not a 500."""
+    refusal = web.HTTPError(400, str(error), reason="Start refused")
+    refusal.jupyterhub_message = str(error)  # type: ignore[attr-defined]
+    return refusal
 
 
 def group_names(user: Any) -> list[str]:

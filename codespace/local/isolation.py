@@ -56,6 +56,28 @@ def host_env(environ: Mapping[str, str]) -> dict[str, str]:
     }
 
 
+# The variables of HOST_ENV that name a CA bundle (a file or a directory): the sandbox must
+# show what they name, or pip, uv and git in a codespace cannot check a server's certificate.
+TRUST_ENV = (
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "REQUESTS_CA_BUNDLE",
+    "CURL_CA_BUNDLE",
+    "GIT_SSL_CAINFO",
+    "NODE_EXTRA_CA_CERTS",
+)
+
+
+def trust_files(environ: Mapping[str, str]) -> list[Path]:
+    """The CA bundles ``environ`` names that exist (absolute paths only)."""
+    found = []
+    for key in TRUST_ENV:
+        value = environ.get(key, "")
+        if value.startswith("/") and Path(value).exists() and Path(value) not in found:
+            found.append(Path(value))
+    return found
+
+
 @dataclass
 class Isolation:
     """One codespace's confinement; the default (no account) changes nothing."""

@@ -202,13 +202,16 @@ class Policy:
         sections = [(name, self.rules.groups[name]) for name in listed]
         grants: dict[str, Grant[Any]] = {}
         for rule in RULES:
-            fallback = (DEFAULT, _effective(getattr(self.rules.default, rule)))
+            inherited = _effective(getattr(self.rules.default, rule))
+            # a key a group leaves out is the default's value, granted by that group: a
+            # refusal names the user's group, not the default
             values = [
-                fallback
-                if getattr(rules, rule) is None
-                else (name, _effective(getattr(rules, rule)))
+                (
+                    name,
+                    inherited if getattr(rules, rule) is None else _effective(getattr(rules, rule)),
+                )
                 for name, rules in sections
-            ] or [fallback]
+            ] or [(DEFAULT, inherited)]
             grants[rule] = _union(values) if rule in NAME_RULES else _largest(values)
         return Effective(groups=listed, **grants)
 

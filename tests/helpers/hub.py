@@ -205,12 +205,14 @@ def running_hub(
     extra_config: str = "",
     base_config: Path | None = LOCAL_CONFIG,
     env: Mapping[str, str] | None = None,
+    port: int | None = None,
 ) -> Iterator[RunningHub]:
-    """Start a hub for the duration of the ``with`` block (see the module docstring)."""
+    """Start a hub for the duration of the ``with`` block (see the module docstring);
+    ``port``: the proxy's (public) port, when a test must know it first (an OAuth callback)."""
     chp = node_tool("configurable-http-proxy")
     data_dir.mkdir(parents=True, exist_ok=True)
     share_with_accounts(data_dir.parent)  # per-user accounts reach their directories
-    port, api_port, hub_port = free_port(), free_port(), free_port()
+    port, api_port, hub_port = port or free_port(), free_port(), free_port()
     token = secrets.token_hex(24)
     config_file = data_dir / "test_jupyterhub_config.py"
     lines = ["c = get_config()  # noqa: F821"]

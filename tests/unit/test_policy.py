@@ -132,7 +132,7 @@ def test_a_group_takes_the_defaults_value_for_what_it_leaves_out():
     assert students.maxCodespaces.value == 1
     assert students.maxCodespaces.group == "students"
     assert students.profiles.value == ("cpu",)
-    assert students.profiles.group == "default"
+    assert students.profiles.group == "students"  # the group that inherited it
     assert students.memory.value.text == "4Gi"
 
 
@@ -142,8 +142,8 @@ def test_a_user_in_two_groups_gets_the_union_with_the_winning_group():
     assert both.datasets.value == ("mnist", "imagenet")
     assert both.datasets.sources == ("students", "gpu-team")
     assert (both.gpus.value, both.gpus.group) == (1, "gpu-team")
-    assert (both.maxCodespaces.value, both.maxCodespaces.group) == (2, "default")  # max(1, 2)
-    assert (both.cpu.value, both.cpu.group) == (2, "default")  # 2 beats gpu-team's 500m
+    assert (both.maxCodespaces.value, both.maxCodespaces.group) == (2, "gpu-team")  # max(1, 2)
+    assert (both.cpu.value, both.cpu.group) == (2, "students")  # 2 beats gpu-team's 500m
     assert both.groups == ("students", "gpu-team")  # the file's order, not the user's
 
 
@@ -237,12 +237,11 @@ def test_cpu_and_memory_are_ceilings_per_codespace():
     students.check_resources(2, 4 * 2**30)
     students.check_resources(None, None)
     assert str(refusal(students.check_resources, 2.5, None)) == (
-        "policy: the default policy allows at most 2 CPU cores per codespace (cpu); "
-        "you asked for 2.5"
+        'policy: group "students" allows at most 2 CPU cores per codespace (cpu); you asked for 2.5'
     )
     refused = refusal(students.check_resources, None, 8 * 2**30)
     assert str(refused) == (
-        "policy: the default policy allows at most 4Gi of memory per codespace (memory); "
+        'policy: group "students" allows at most 4Gi of memory per codespace (memory); '
         "you asked for 8Gi"
     )
     effective("staff").check_resources(None, 16 * 2**30)
@@ -303,8 +302,8 @@ def test_cli_check_prints_the_effective_rules_of_groups(tmp_path, capsys):
     assert main(["policy", "check", str(path), "--groups", "students,gpu-team,alumni"]) == 0
     out, err = capsys.readouterr()
     rows = {line.split()[0]: line.split(None, 1)[1] for line in out.splitlines()[1:]}
-    assert rows["profiles"].split() == ["cpu,", "gpu-a100", "default,", "gpu-team"]
+    assert rows["profiles"].split() == ["cpu,", "gpu-a100", "students,", "gpu-team"]
     assert rows["gpus"].split() == ["1", "gpu-team"]
-    assert rows["maxCodespaces"].split() == ["2", "default"]
-    assert rows["deployBackends"].split() == ["*", "(any)", "default"]
+    assert rows["maxCodespaces"].split() == ["2", "gpu-team"]
+    assert rows["deployBackends"].split() == ["*", "(any)", "students"]
     assert "alumni" in err
