@@ -28,6 +28,7 @@ private repositories (:mod:`spawner.git_credentials`, :mod:`hub.git_credentials`
 from __future__ import annotations
 
 import json
+import os
 import urllib.request
 from pathlib import Path
 from typing import Any, Literal
@@ -188,11 +189,11 @@ def authenticator_config(settings: LoginSettings, callback_url: str) -> dict[str
 
 
 def configure_identity(
-    c: Any, settings: LoginSettings, *, callback_url: str, crypt_key: bytes | None
+    c: Any, settings: LoginSettings, *, callback_url: str, crypt_key: bytes | None = None
 ) -> None:
     """Apply ``settings`` to config ``c``: the authenticator, the encryption key of
-    ``auth_state`` (required with a provider), the Git host token for the spawners and the
-    credential endpoint (:mod:`hub.git_credentials`)."""
+    ``auth_state`` (``crypt_key``, or one configured already: required with a provider), the
+    Git host token for the spawners and the credential endpoint (:mod:`hub.git_credentials`)."""
     from hub import git_credentials
 
     for section, values in authenticator_config(settings, callback_url).items():
@@ -200,9 +201,13 @@ def configure_identity(
             setattr(c[section], name, value)
     if settings.provider == "shared-password":
         return
-    if crypt_key is None:
-        raise ValueError("a login provider keeps tokens in auth_state: a crypt key is needed")
-    c.CryptKeeper.keys = [crypt_key]
+    if crypt_key is not None:
+        c.CryptKeeper.keys = [crypt_key]
+    elif not (configured(c.CryptKeeper, "keys", None) or os.environ.get("JUPYTERHUB_CRYPT_KEY")):
+        raise ValueError(
+            "a login provider keeps tokens in auth_state: set CryptKeeper.keys "
+            "(Helm: hub.config.CryptKeeper.keys) or JUPYTERHUB_CRYPT_KEY"
+        )
     # the login is refreshed with the provider before each start (refresh_pre_spawn), so a
     # refused start (the policy, a bad option) is known only after that round trip: wait that
     # long for it, so the REST API and the form still answer 400 with the reason
@@ -244,7 +249,6 @@ def load_login_settings(path: str | Path, **overrides: Any) -> LoginSettings:
 
 def crypt_key(path: Path) -> bytes:
     """The 32-byte key that encrypts ``auth_state`` (hex, mode 0600, made the first time)."""
-    import os
     import secrets
 
     if path.exists() and path.read_text().strip():
