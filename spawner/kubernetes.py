@@ -9,6 +9,14 @@ running codespace recorded with ``mount()`` (a ConfigMap, :mod:`codespace.kube.p
 mounted too when Bound. While the pod is pending, :meth:`is_pod_running` ends the spawn at
 once on a pull error or an unschedulable pod. The spawn form lists the namespace's Fluid
 Datasets (:meth:`render_options_form`).
+
+With a Git host login (:class:`~spawner.git_credentials.GitCredentialsMixin`) and a
+repository on that host, the hub's clone sends the user's token in git's environment, and the
+clones in the cluster (the workspace's init container, the build Job's) read it from the
+user's Secret (:mod:`codespace.kube.gitauth`, written at each such spawn and deleted when the
+user's last active server stops or is deleted: :mod:`spawner.kube.git_secret`): no pod or Job
+spec contains it. The codespace's git asks the hub for the token at each push
+(``codespace git-credential`` of the platform's environment in the image).
 """
 
 from __future__ import annotations
@@ -29,6 +37,13 @@ from traitlets import Bool, Dict, List, Unicode, default
 from codespace.errors_file import ERRORS_FILE, env_problem, spec_problem
 from codespace.git import checkout
 from codespace.kube.config import KubeConfig, load_config, parse_config
+from codespace.kube.gitauth import (
+    CREDENTIAL_HELPER,
+    GitAuthRef,
+    git_auth_ref,
+    git_secret,
+    git_secret_name,
+)
 from codespace.kube.image import ImageError
 from codespace.kube.pending import pending_configmap_name, pending_env
 from codespace.kube.plan import (
@@ -40,16 +55,21 @@ from codespace.kube.plan import (
     make_kube_plan,
 )
 from codespace.options import UserOptions
+from codespace.policy import PolicyRefused
+from codespace.policy.gpu import gpu_amount
 from codespace.resolve import default_resolution, resolve
 from codespace.spec.errors import SpecError
 from spawner.form import parse_form, render_form, validate_options
+from spawner.git_credentials import GitCredentialsMixin
 from spawner.kube.build import BuildFailed, run_build_job
 from spawner.kube.datasets import check_datasets, list_datasets, usable_pending
 from spawner.kube.failfast import EVENT_REASONS, WAITING_REASONS, pod_failure
 from spawner.kube.form import dataset_choices
+from spawner.kube.git_secret import delete_git_secret, save_git_secret
 from spawner.kube.pending import delete_pending, read_pending
 from spawner.kube.registry import Credentials, image_exists
 from spawner.metrics import count_plan, environment_lookup, image_build, watch_start
+from spawner.policy import PolicyMixin, start_refused
 from spawner.progress import ProgressLog
 from spawner.ssh import kube_ssh_env
 from spawner.traits import sources_trait
@@ -76,6 +96,7 @@ def check_user_options(spawner: KubeCodespaceSpawner, user_options: dict[str, An
     the hub also calls it to check options before any server exists."""
     try:
         options = validate_options(user_options or {})
+        spawner.check_policy_options(options)  # profile, datasets, running codespaces
         wanted = options.get("profile")
         names = [profile.name for profile in spawner.kube_config().profiles]
         if wanted and wanted not in names:
@@ -94,7 +115,7 @@ def escape_braces(value: Any) -> Any:
     return value
 
 
-class KubeCodespaceSpawner(KubeSpawner):
+class KubeCodespaceSpawner(PolicyMixin, GitCredentialsMixin, KubeSpawner):
     """Spawn codespaces from git repositories as Kubernetes pods."""
 
     codespace_config = Dict(
@@ -162,6 +183,10 @@ class KubeCodespaceSpawner(KubeSpawner):
         # CODESPACE_ERRORS.md), then runs the server: codespace.kube.entrypoint
         return [*ENTRYPOINT, "jupyterhub-singleuser"]
 
+    @default("git_credential_helper")
+    def _default_git_credential_helper(self) -> str:
+        return CREDENTIAL_HELPER  # the platform's `codespace`, inside the codespace image
+
     @default("options_form")
     def _default_options_form(self) -> Any:
         return self.render_options_form  # JupyterHub awaits it each time the form is shown
@@ -188,11 +213,14 @@ class KubeCodespaceSpawner(KubeSpawner):
                         "/datasets/<name> with the ones the repository lists; only Bound "
                         "datasets can be picked."
                     )
+        allowed = set(spawner.allowed_profile_slugs([p["slug"] for p in profiles]))
+        profiles = [p for p in profiles if p["slug"] in allowed]
+        names = set(spawner.allowed_dataset_names([n for n, _ in datasets + unavailable]))
         return render_form(
             profiles if len(profiles) > 1 else [],
-            datasets=datasets,
+            datasets=[choice for choice in datasets if choice[0] in names],
             datasets_note=note,
-            unavailable=unavailable,
+            unavailable=[choice for choice in unavailable if choice[0] in names],
         )
 
     @default("options_from_form")
@@ -221,6 +249,8 @@ class KubeCodespaceSpawner(KubeSpawner):
             options = UserOptions.model_validate(validate_options(self.user_options or {}))
             pending = await self._pending_datasets(options, log)
             plan = await self._plan(options, log, pending)
+            self._check_policy(plan)
+            await self._save_git_secret(options.repo, log)
             if plan.datasets:
                 names = ", ".join(d.name for d in plan.datasets)
                 log.step(10, f"Checking datasets: {names}", phase="datasets")
@@ -261,10 +291,59 @@ class KubeCodespaceSpawner(KubeSpawner):
         launch = launch_plan(
             fallback, options, config, pending=pending, recovery=True, problems=problems
         )
-        return make_kube_plan(launch, config, self._names())
+        return make_kube_plan(launch, config, self._names(), self.git_auth(options.repo))
 
     def _names(self) -> Names:
         return Names(namespace=self.namespace, pod=self.pod_name, pvc=self.pvc_name)
+
+    def _check_policy(self, plan: KubePlan) -> None:
+        """The group policy on what the repository asks for (GPUs as the plan grants them)."""
+        spec = plan.launch.spec
+        gpus = gpu_amount(spec.resources.gpu) if plan.gpu.granted else 0.0
+        try:
+            self.check_policy_spec(spec, gpus)
+        except PolicyRefused as error:
+            raise start_refused(error) from None
+
+    # -- the user's Git host token in the cluster (codespace.kube.gitauth) -------------------
+
+    def git_auth(self, repo: str) -> GitAuthRef | None:
+        """Where the clones in the cluster read the token for ``repo``: None when the user
+        has no Git host login or ``repo`` is not on that host (nothing is added then)."""
+        credential = self.git_credential
+        if credential is None or not credential.covers(repo):
+            return None
+        return git_auth_ref(credential, self.user.name)
+
+    async def _save_git_secret(self, repo: str, log: ProgressLog) -> None:
+        """Write the user's Secret before the build Job and the pod that read it."""
+        ref, credential = self.git_auth(repo), self.git_credential
+        if ref is None or credential is None:
+            return
+        secret = git_secret(ref, credential, self.namespace, self.user.name)
+        await save_git_secret(self.api, secret)
+        log.line(f"Git host credentials for {credential.host}: Secret {ref.secret_name}")
+
+    async def _drop_git_secret(self) -> None:
+        """Delete the user's Secret unless another of their servers is active (it may still
+        be cloning); the next spawn on the Git host writes it again."""
+        if not self.git_host_url:  # no Git host login: never written
+            return
+        spawners = getattr(self.user, "spawners", None) or {}
+        if any(other is not self and other.active for other in spawners.values()):
+            return
+        name = git_secret_name(self.user.name)  # by name: a new hub may not know the token
+        try:
+            if await delete_git_secret(self.api, self.namespace, name):
+                self.log.info("Deleted Secret %s/%s", self.namespace, name)
+        except ApiException as error:
+            self.log.warning(
+                "Cannot delete Secret %s/%s: %s %s",
+                self.namespace,
+                name,
+                error.status,
+                error.reason,
+            )
 
     @property
     def pending_configmap(self) -> str:
@@ -292,7 +371,13 @@ class KubeCodespaceSpawner(KubeSpawner):
         work = Path(tempfile.mkdtemp(prefix="codespace-spec-"))
         problems: list[str] = []
         try:
-            source = await checkout(options.repo, options.ref, work / "repo", on_line=log.line)
+            source = await checkout(
+                options.repo,
+                options.ref,
+                work / "repo",
+                on_line=log.line,
+                clone_env=self.git_clone_env(options.repo),  # the token for the Git host only
+            )
             try:
                 resolution = resolve(
                     source.path,
@@ -320,7 +405,7 @@ class KubeCodespaceSpawner(KubeSpawner):
             problems=problems,
         )
         try:
-            plan = make_kube_plan(launch, config, self._names())
+            plan = make_kube_plan(launch, config, self._names(), self.git_auth(options.repo))
         except ImageError as error:  # e.g. an image reference that is not one
             log.line(f"error: {error}; starting a recovery codespace")
             plan = self._recovery_plan(
@@ -397,6 +482,9 @@ class KubeCodespaceSpawner(KubeSpawner):
         # SSH: the owner's keys at this start; the pod writes its sshd files on the workspace
         # volume (codespace.ssh.runtime); keys added later apply at the next start
         env.update(kube_ssh_env(self.user, self.kube_config().workspace.mountPath))
+        # git push to the Git host asks the hub for the user's current token
+        env.update(self.git_helper_env())
+        env.update(self.policy_env())  # jobs, deployments, dataset mounts: the user's rules
         return env
 
     def get_args(self) -> list[str]:
@@ -410,11 +498,19 @@ class KubeCodespaceSpawner(KubeSpawner):
             ]
         return args
 
+    async def stop(self, now: bool = False) -> None:
+        """KubeSpawner's stop, then the user's Git host Secret when no other server of
+        theirs is active."""
+        await super().stop(now=now)
+        await self._drop_git_secret()
+
     async def delete_forever(self) -> None:
-        """The server is deleted: its PVC (KubeSpawner, when ``delete_pvc``) and its record."""
+        """The server is deleted: its PVC (KubeSpawner, when ``delete_pvc``), its record and
+        the user's Git host Secret when no other server of theirs is active."""
         await super().delete_forever()
         if await delete_pending(self.api, self.namespace, self.pending_configmap):
             self.log.info("Deleted ConfigMap %s/%s", self.namespace, self.pending_configmap)
+        await self._drop_git_secret()
 
     def is_pod_running(self, pod: dict | None) -> bool:
         if pod is not None and self._spawn_pending:

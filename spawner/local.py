@@ -249,7 +249,6 @@ class LocalCodespaceSpawner(
         self.server_dir = state.get("server_dir", "")
         self.lifecycle_pid = state.get("lifecycle_pid", 0)
         self.cgroup_state = state.get("cgroup", {})
-        self.policy_gpus = state.get("policy_gpus", 0.0)
 
     def get_state(self) -> dict[str, Any]:
         state = super().get_state()
@@ -260,8 +259,6 @@ class LocalCodespaceSpawner(
             state["lifecycle_pid"] = self.lifecycle_pid
         if self.cgroup_state:
             state["cgroup"] = self.cgroup_state
-        if getattr(self, "policy_gpus", 0.0):
-            state["policy_gpus"] = self.policy_gpus
         return state
 
     # -- start ---------------------------------------------------------------------------

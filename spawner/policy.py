@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from tornado import web
-from traitlets import HasTraits, Unicode
+from traitlets import Float, HasTraits, Unicode
 
 from codespace.policy import POLICY_ENV, Effective, Policy, PolicyRefused, load_policy
 from codespace.policy.gpu import gpu_amount
@@ -82,6 +82,18 @@ class PolicyMixin(HasTraits):
         CPU and memory, datasets and job/deploy backends its members may use (README:
         Identity and policy). Empty: no policy, everything is allowed.""",
     )
+
+    policy_gpus = Float(0.0, help="The GPUs this codespace holds under the policy (state).")
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        super().load_state(state)  # type: ignore[misc]
+        self.policy_gpus = float(state.get("policy_gpus", 0.0))
+
+    def get_state(self) -> dict[str, Any]:
+        state = super().get_state()  # type: ignore[misc]
+        if self.policy_gpus:
+            state["policy_gpus"] = self.policy_gpus
+        return state
 
     def user_policy(self) -> Effective | None:
         policy = read_policy(self.policy_file)

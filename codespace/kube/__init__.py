@@ -15,6 +15,7 @@ Modules:
 - :mod:`~codespace.kube.image`: image names, the rendered Dockerfile, the build Job
 - :mod:`~codespace.kube.workspace`: the workspace PVC and the clone init container
 - :mod:`~codespace.kube.datasets`: Fluid dataset mounts and the "is it Bound" check
+- :mod:`~codespace.kube.gitauth`: the user's Git host token for the clones, in a Secret
 - :mod:`~codespace.kube.plan`: everything above as one :class:`~codespace.kube.plan.KubePlan`
 - :mod:`~codespace.kube.client`: the Kubernetes API client of the Argo and KServe backends
 """

@@ -29,6 +29,7 @@ import json
 import re
 import shlex
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from codespace.deploy.serving import IMAGE_SERVING_PREFIX
 from codespace.kernel_layer import (
@@ -40,6 +41,9 @@ from codespace.kernel_layer import (
 from codespace.kube.config import KubeConfig
 from codespace.sources.conda import is_environment_file
 from codespace.spec.model import Codespace
+
+if TYPE_CHECKING:
+    from codespace.kube.gitauth import GitAuthRef
 
 ENV_PREFIX = "/opt/codespace/env"
 # The platform inside every codespace image (images/singleuser/Dockerfile): a relocatable
@@ -550,9 +554,16 @@ def _builder_container(choice: ImageChoice, config: KubeConfig) -> dict:
 
 
 def build_job(
-    choice: ImageChoice, config: KubeConfig, *, repo: str, ref: str | None, namespace: str
+    choice: ImageChoice,
+    config: KubeConfig,
+    *,
+    repo: str,
+    ref: str | None,
+    namespace: str,
+    git_auth: GitAuthRef | None = None,
 ) -> dict:
-    """The ``batch/v1`` Job that builds and pushes ``choice.image``."""
+    """The ``batch/v1`` Job that builds and pushes ``choice.image``; with ``git_auth`` the
+    clone sends the token from the user's Secret (:mod:`codespace.kube.gitauth`)."""
     name = build_job_name(choice.image)
     labels = {
         "app.kubernetes.io/name": "codespace",
@@ -578,6 +589,8 @@ def build_job(
         "volumeMounts": [{"name": "build", "mountPath": "/build"}],
         "securityContext": {"runAsUser": 1000, "runAsGroup": 1000},
     }
+    if git_auth is not None:  # the clone only: the builder never sees the token
+        clone["env"] = git_auth.env()
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from codespace.datasets.mounts import DatasetMount
 from codespace.kube.config import KubeConfig, Profile
@@ -31,6 +31,9 @@ from codespace.launch import LAUNCH_ENV, LaunchPlan, Placement, make_launch_plan
 from codespace.options import UserOptions
 from codespace.resolve import Resolution
 from codespace.spec.model import Codespace
+
+if TYPE_CHECKING:
+    from codespace.kube.gitauth import GitAuthRef
 
 COMPONENT_LABEL = "app.kubernetes.io/component"
 SINGLEUSER_PORT = 8888
@@ -238,13 +241,19 @@ def launch_plan(
     )
 
 
-def make_kube_plan(launch: LaunchPlan, config: KubeConfig, names: Names = Names()) -> KubePlan:
+def make_kube_plan(
+    launch: LaunchPlan,
+    config: KubeConfig,
+    names: Names = Names(),
+    git_auth: GitAuthRef | None = None,
+) -> KubePlan:
     """Render a launch plan into every object of a spawn.
 
     Raises GpuUnsatisfiable / PlanError / DatasetNotReady. The pod runs ``codespace-start``
     (:mod:`codespace.kube.entrypoint`) before the server: it applies the plan's runtime part,
     passed as JSON in ``CODESPACE_LAUNCH`` (the server's variables, the lifecycle commands,
-    ``CODESPACE_ERRORS.md``).
+    ``CODESPACE_ERRORS.md``). ``git_auth``: the clones (the workspace's init container, the
+    build Job's) read the user's Git host token from that Secret (:mod:`codespace.kube.gitauth`).
     """
     codespace = launch.spec
     profile, gpu = choose_profile(codespace.resources.gpu, config.profiles, wanted=launch.profile)
@@ -275,8 +284,14 @@ def make_kube_plan(launch: LaunchPlan, config: KubeConfig, names: Names = Names(
     build = None
     if image.needs_build:
         build = build_job(
-            image, config, repo=launch.repo, ref=launch.ref, namespace=names.namespace
+            image,
+            config,
+            repo=launch.repo,
+            ref=launch.ref,
+            namespace=names.namespace,
+            git_auth=git_auth,
         )
+    clone = clone_init_container(image.image, launch.repo, launch.ref, workspace, git_auth=git_auth)
     return KubePlan(
         launch=launch,
         profile=profile,
@@ -287,7 +302,7 @@ def make_kube_plan(launch: LaunchPlan, config: KubeConfig, names: Names = Names(
         env=env,
         labels=labels,
         annotations=annotations,
-        init_containers=[clone_init_container(image.image, launch.repo, launch.ref, workspace)],
+        init_containers=[clone],
         volumes=[workspace_volume(names.pvc), *mounts.volumes],
         volume_mounts=[workspace_mount(workspace), *mounts.mounts],
         working_dir=launch.placement.workspace,

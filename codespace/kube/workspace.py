@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import posixpath
 import re
+from typing import TYPE_CHECKING
 
 from codespace.kube.config import WorkspaceConfig
+
+if TYPE_CHECKING:
+    from codespace.kube.gitauth import GitAuthRef
 
 # "$1" checkout directory, "$2" repository, "$3" ref (may be empty). Clones next to the
 # destination and renames, so an interrupted clone is retried instead of half-used.
@@ -71,13 +75,20 @@ def workspace_mount(config: WorkspaceConfig) -> dict:
 
 
 def clone_init_container(
-    image: str, repo: str, ref: str | None, config: WorkspaceConfig, uid: int = 1000
+    image: str,
+    repo: str,
+    ref: str | None,
+    config: WorkspaceConfig,
+    uid: int = 1000,
+    git_auth: GitAuthRef | None = None,
 ) -> dict:
     """Clone ``repo`` at ``ref`` into the workspace unless a checkout is already there.
 
-    Runs in the codespace image itself (it has git), as the user the server runs as.
+    Runs in the codespace image itself (it has git), as the user the server runs as. With
+    ``git_auth`` git sends the user's token to the Git host, read from the user's Secret
+    (:mod:`codespace.kube.gitauth`); the checkout's configuration never has it.
     """
-    return {
+    container = {
         "name": "clone-repository",
         "image": image,
         "command": ["sh", "-c", CLONE_SCRIPT, "clone"],
@@ -85,3 +96,6 @@ def clone_init_container(
         "volumeMounts": [workspace_mount(config)],
         "securityContext": {"runAsUser": uid, "runAsGroup": config.fsGroup},
     }
+    if git_auth is not None:
+        container["env"] = git_auth.env()
+    return container
