@@ -62,9 +62,12 @@ def git_env(base: dict[str, str] | None = None) -> dict[str, str]:
 
 
 def _hub_env() -> dict[str, str]:
+    """Of the hub's environment: what reaches hosts, and (a hub run by one person) the home
+    and SSH agent ssh:// clones use; an account cannot reach the hub's agent anyway."""
     kept = host_env(os.environ)
-    if "HOME" in os.environ:
-        kept["HOME"] = os.environ["HOME"]
+    for key in ("HOME", "SSH_AUTH_SOCK"):
+        if key in os.environ:
+            kept[key] = os.environ[key]
     return kept
 
 

@@ -24,6 +24,17 @@ from codespace.local.accounts import Account, chown_tree
 from codespace.local.confine import confine_argv
 from codespace.local.limits import Cgroup
 
+# The variables (of HOST_ENV) that name a CA bundle (a file or a directory): the sandbox must
+# show what they name, or pip, uv and git in a codespace cannot check a server's certificate.
+TRUST_ENV = (
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "REQUESTS_CA_BUNDLE",
+    "CURL_CA_BUNDLE",
+    "GIT_SSL_CAINFO",
+    "NODE_EXTRA_CA_CERTS",
+)
+
 # What a codespace's processes get of the hub's environment: the locale, and how to reach
 # package indexes (CA bundles, proxies, pip's and uv's settings). Never the hub's secrets.
 HOST_ENV = (
@@ -31,12 +42,7 @@ HOST_ENV = (
     "LANG",
     "LC_ALL",
     "TZ",
-    "SSL_CERT_FILE",
-    "SSL_CERT_DIR",
-    "REQUESTS_CA_BUNDLE",
-    "CURL_CA_BUNDLE",
-    "GIT_SSL_CAINFO",
-    "NODE_EXTRA_CA_CERTS",
+    *TRUST_ENV,
     "HTTP_PROXY",
     "HTTPS_PROXY",
     "NO_PROXY",
@@ -54,18 +60,6 @@ def host_env(environ: Mapping[str, str]) -> dict[str, str]:
         for key, value in environ.items()
         if key in HOST_ENV or key.startswith(HOST_ENV_PREFIXES)
     }
-
-
-# The variables of HOST_ENV that name a CA bundle (a file or a directory): the sandbox must
-# show what they name, or pip, uv and git in a codespace cannot check a server's certificate.
-TRUST_ENV = (
-    "SSL_CERT_FILE",
-    "SSL_CERT_DIR",
-    "REQUESTS_CA_BUNDLE",
-    "CURL_CA_BUNDLE",
-    "GIT_SSL_CAINFO",
-    "NODE_EXTRA_CA_CERTS",
-)
 
 
 def trust_files(environ: Mapping[str, str]) -> list[Path]:

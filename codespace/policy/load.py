@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from codespace.spec.errors import Diagnostic, Location, SpecError
 from codespace.spec.parse import Document, Path_, parse_yaml
-from codespace.spec.validate import dotted
+from codespace.spec.validate import dotted, is_scalar
 
 from .effective import Policy
 from .model import RULES, PolicyFile
@@ -76,16 +76,12 @@ def policy_diagnostics(error: ValidationError, document: Document) -> list[Diagn
             location = document.locate(path, key=True)
         else:
             message = _SHAPES.get(item["type"]) or str(item["msg"]).removeprefix("Value error, ")
-            if item["type"] != "value_error" and _is_scalar(item.get("input")):
+            if item["type"] != "value_error" and is_scalar(item.get("input")):
                 message = f"{message} (got {item['input']!r})"
             location = document.locate(path)
         where = dotted(path)
         result.append(Diagnostic(f"{where}: {message}" if where else message, location))
     return sorted(result, key=lambda d: (d.location or Location(""), d.message))
-
-
-def _is_scalar(value: Any) -> bool:
-    return isinstance(value, str | int | float | bool) or value is None
 
 
 def _data_path(data: Any, loc: tuple[Any, ...]) -> Path_:

@@ -42,7 +42,7 @@ def diagnostics(error: ValidationError, document: Document) -> list[Diagnostic]:
         else:
             messages = list(dict.fromkeys(_message(item) for item in items))
             message = messages[0] if len(messages) == 1 else " or ".join(messages)
-            if first["type"] not in ("missing", "value_error") and _is_scalar(first.get("input")):
+            if first["type"] not in ("missing", "value_error") and is_scalar(first.get("input")):
                 message = f"{message} (got {first['input']!r})"
             location = document.locate(path)
         where = dotted(path)
@@ -57,7 +57,7 @@ def _message(item: dict[str, Any]) -> str:
     return message
 
 
-def _is_scalar(value: Any) -> bool:
+def is_scalar(value: Any) -> bool:
     return isinstance(value, str | int | float | bool) or value is None
 
 
