@@ -163,10 +163,11 @@ def authenticator_config(settings: LoginSettings, callback_url: str) -> dict[str
         "refresh_pre_spawn": True,
         "admin_groups": set(settings.admin_groups),
     }
+    # explicit either way: a base config's Authenticator.allow_all must not open a hub that
+    # names its groups
+    common["allow_all"] = not settings.allowed_groups
     if settings.allowed_groups:
         common["allowed_groups"] = set(settings.allowed_groups)
-    else:
-        common["allow_all"] = True
     if settings.provider == "github":
         section = {
             **common,

@@ -38,6 +38,9 @@ def test_gitea_uses_its_oauth_endpoints_groups_and_git_host() -> None:
     assert generic["auth_state_groups_key"] == "oauth_user.groups"
     assert generic["refresh_pre_spawn"] and generic["allow_all"]
     assert settings.git_url == "https://git.example.com" and settings.token_username == "oauth2"
+    closed = settings.model_copy(update={"allowed_groups": ["staff"]})
+    section = authenticator_config(closed, CALLBACK)["GenericOAuthenticator"]
+    assert section["allow_all"] is False and section["allowed_groups"] == {"staff"}
 
 
 def test_github_takes_teams_as_groups_and_its_token_user_name() -> None:
