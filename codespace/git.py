@@ -165,6 +165,42 @@ async def checkout(
     return Checkout(workspace, target.commit, ref, cloned=True)
 
 
+async def switch_ref(
+    workspace: Path,
+    ref: str | None,
+    *,
+    on_line: OnLine | None = None,
+    isolation: Isolation | None = None,
+    clone_env: Mapping[str, str] | None = None,
+) -> str:
+    """Move a kept checkout to ``ref`` (None: the remote's default branch) when the options
+    asked for another ref than at the last start: fetch, then check out, only if the
+    workspace has no uncommitted changes. Returns what happened, for the progress."""
+    iso = isolation or Isolation()
+    ref = validate_ref(ref) if ref else None
+    dirty = await run_git(["status", "--porcelain"], cwd=workspace, isolation=iso)
+    wanted = ref or "the default branch"
+    if dirty.strip():
+        return f"kept as it is, not moved to {wanted}: it has uncommitted changes"
+    await run_git(
+        ["fetch", "--quiet", "--tags", "origin"],
+        cwd=workspace,
+        on_line=on_line,
+        isolation=iso,
+        extra_env=dict(clone_env or {}),
+    )
+    if ref is None:
+        await run_git(["remote", "set-head", "origin", "--auto"], cwd=workspace, isolation=iso)
+        head = await run_git(
+            ["rev-parse", "--abbrev-ref", "origin/HEAD"], cwd=workspace, isolation=iso
+        )
+        ref = head.strip().removeprefix("origin/")
+    target = await _resolve_ref(workspace, ref, iso)
+    switch = ["-B", target.branch, target.commit] if target.branch else ["--detach", target.commit]
+    await run_git(["checkout", "--quiet", *switch, "--"], cwd=workspace, isolation=iso)
+    return f"moved to {wanted} at {target.commit[:12]}"
+
+
 @contextlib.contextmanager
 def _trusted_source(repo: str, iso: Isolation) -> Iterator[dict[str, str]]:
     """A local source belongs to someone else than the account that clones it (a directory

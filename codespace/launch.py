@@ -20,6 +20,7 @@ image's or host's ``PATH``) stay ``${containerEnv:VAR}`` references until
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import posixpath
 from collections import ChainMap
@@ -293,6 +294,19 @@ def platform_variables(
             f"{m.name}={placement.dataset_path(m)}" for m in datasets
         )
     return variables
+
+
+def with_user_options(resolution: Resolution, options: UserOptions) -> Resolution:
+    """The resolution with what the user's options set over the repository's spec: a GPU
+    request (``options.gpu``, e.g. from a ``Codespace`` resource) replaces
+    ``resources.gpu``. The environment hash does not change."""
+    if options.gpu is None:
+        return resolution
+    spec = resolution.codespace
+    resources = spec.resources.model_copy(update={"gpu": options.gpu})
+    return dataclasses.replace(
+        resolution, codespace=spec.model_copy(update={"resources": resources})
+    )
 
 
 def make_launch_plan(

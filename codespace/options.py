@@ -16,7 +16,7 @@ from urllib.parse import unquote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from codespace.spec.model import DNS1123_LABEL
+from codespace.spec.model import DNS1123_LABEL, GpuRequest, Resources
 
 _SCP_LIKE = re.compile(r"^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[A-Za-z0-9._~/-]+$")
 _URL = re.compile(r"^(https|ssh|file)://[^\s]+$")
@@ -111,6 +111,14 @@ class UserOptions(BaseModel):
     profile: str | None = Field(None, description="an admin-defined profile name")
     config: str | None = Field(None, description="devcontainer config name when there are several")
     datasets: list[str] = Field(default_factory=list, description="extra datasets to mount")
+    gpu: GpuRequest | None = Field(
+        None, description="a GPU request over the repository's resources.gpu (same forms)"
+    )
+
+    @field_validator("gpu", mode="before")
+    @classmethod
+    def _gpu(cls, value: Any) -> Any:
+        return Resources.model_validate({"gpu": value}).gpu if value is not None else None
 
     @field_validator("repo")
     @classmethod

@@ -29,8 +29,15 @@ from codespace.envbuild.overlay import Layer, ensure_layer, layer_env
 from codespace.envbuild.progress import BuildProgress
 from codespace.envbuild.uv import BuildAs
 from codespace.errors_file import env_problem, errors_markdown, spec_problem
-from codespace.git import CODESPACE_FILES, Checkout, checkout, origin_url, with_excludes
-from codespace.launch import LaunchPlan, Placement, make_launch_plan
+from codespace.git import (
+    CODESPACE_FILES,
+    Checkout,
+    checkout,
+    origin_url,
+    switch_ref,
+    with_excludes,
+)
+from codespace.launch import LaunchPlan, Placement, make_launch_plan, with_user_options
 from codespace.lifecycle import LifecycleError, Step, due_steps, split_for_wait
 from codespace.lifecycle_runner import job_text, parse_result, runner_argv
 from codespace.lifecycle_status import ERRORS_FILE
@@ -142,6 +149,7 @@ async def prepare(
     iso = isolation or Isolation()
     done = await _fetch(options, paths, report, iso, clone_env)
     resolution, recovery, problems, warnings = _resolve(options, paths, report, sources)
+    resolution = with_user_options(resolution, options)  # a GPU the options ask for
     if check_spec is not None:
         check_spec(resolution.codespace)
     who = build_as() if build_as is not None else None
@@ -241,7 +249,34 @@ async def _fetch(
         origin = await origin_url(paths.workspace, iso)
         if origin and origin.rstrip("/") != options.repo.rstrip("/"):
             report.line(f"note: this workspace was cloned from {origin}; it is kept as it is")
+        elif _requested_ref(paths) not in (None, options.ref or ""):  # the options' ref changed
+            moved = await switch_ref(
+                paths.workspace,
+                options.ref,
+                on_line=report.line,
+                isolation=iso,
+                clone_env=clone_env,
+            )
+            report.line(f"fetch: the ref asked for changed: the workspace is {moved}")
+    _record_ref(paths, options.ref or "")
     return done
+
+
+# The ref the options asked for at the last start (in the server's directory, the hub's):
+# a start that asks for another one moves a clean workspace there (git.switch_ref).
+REQUESTED_REF = "requested-ref"
+
+
+def _requested_ref(paths: LocalPaths) -> str | None:
+    try:
+        return (paths.server_dir / REQUESTED_REF).read_text()
+    except OSError:
+        return None
+
+
+def _record_ref(paths: LocalPaths, ref: str) -> None:
+    paths.server_dir.mkdir(parents=True, exist_ok=True)
+    (paths.server_dir / REQUESTED_REF).write_text(ref)
 
 
 def _resolve(

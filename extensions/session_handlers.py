@@ -5,6 +5,7 @@ The JupyterLab extension asks once per server start and opens, in order: the wor
 (``customizations.codespaces.openFiles``, passed by both spawners as ``CODESPACE_OPEN_FILES``)
 that exist, else the repository's README. Paths are relative to the server's root.
 
+``envHash`` is the hash of the environment the server runs (the operator's ``status.envHash``).
 ``ssh`` says what an SSH client needs (:func:`codespace.ssh.runtime.ssh_status`): ``user``
 (the account the server runs as: the login name), ``hostKeyFingerprint`` (``SHA256:...``),
 ``available`` and ``reason`` (why not, for the user), and ``path``, the websocket of the
@@ -84,6 +85,7 @@ class SessionHandler(APIHandler):
         body: dict[str, Any] = {"started": STARTED, "openFiles": opened}
         body["errorsFile"] = ERRORS_FILE if opened and opened[0].endswith(ERRORS_FILE) else None
         body["ssh"] = ssh_status(os.environ, self.base_url)
+        body["envHash"] = os.environ.get("CODESPACE_ENV_HASH", "")  # what the server runs
         self.finish(json.dumps(body))
 
 

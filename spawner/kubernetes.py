@@ -54,6 +54,7 @@ from codespace.kube.plan import (
     launch_plan,
     make_kube_plan,
 )
+from codespace.launch import with_user_options
 from codespace.options import UserOptions
 from codespace.policy import PolicyRefused
 from codespace.policy.gpu import gpu_amount
@@ -397,7 +398,7 @@ class KubeCodespaceSpawner(PolicyMixin, GitCredentialsMixin, KubeSpawner):
             log.line(f"warning: {warning}")
         config = self.kube_config()
         launch = launch_plan(
-            resolution,
+            with_user_options(resolution, options),  # a GPU the options ask for
             options,
             config,
             pending=pending or (),

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from codespace.git import GitError, checkout
+from codespace.git import GitError, checkout, switch_ref
 from tests.helpers.repos import commit_files, git, make_repo
 
 
@@ -70,3 +70,27 @@ async def test_injection_is_refused_before_git_runs(
         await checkout(repo, ref, tmp_path / "ws")
     assert not Path("/tmp/pwned-git").exists()
     assert not (tmp_path / "ws").exists()
+
+
+async def test_a_new_ref_moves_a_clean_workspace_and_keeps_a_dirty_one(
+    origin: Path, tmp_path: Path
+) -> None:
+    workspace = tmp_path / "ws"
+    await checkout(str(origin), None, workspace)
+    git(origin, "checkout", "--quiet", "feature")
+    commit_files(origin, {"new.txt": "pushed after the clone\n"})  # fetched by the switch
+    git(origin, "checkout", "--quiet", "main")
+
+    said = await switch_ref(workspace, "feature")
+    assert said.startswith("moved to feature at ")
+    assert (workspace / "new.txt").read_text() == "pushed after the clone\n"
+    assert git(workspace, "rev-parse", "--abbrev-ref", "HEAD") == "feature"
+
+    (workspace / "file.txt").write_text("my edit\n")
+    said = await switch_ref(workspace, "v1")
+    assert "not moved to v1" in said and "uncommitted changes" in said
+    assert (workspace / "file.txt").read_text() == "my edit\n"
+
+    (workspace / "file.txt").write_text("feature\n")  # clean again
+    assert (await switch_ref(workspace, None)).startswith("moved to the default branch")
+    assert (workspace / "file.txt").read_text() == "two\n"
