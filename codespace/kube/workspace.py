@@ -2,7 +2,9 @@
 
 The clone happens once: when the checkout already exists (a restart), the init container
 leaves it alone, so uncommitted work survives stop/start and a new commit never rebuilds
-the image (the image depends on the environment files only).
+the image (the image depends on the environment files only). A start that asks for another
+ref than the last one (a ``Codespace`` resource's new ``ref``) fetches and moves a clean
+checkout to it; one with uncommitted changes stays as it is (the log says so).
 """
 
 from __future__ import annotations
@@ -20,8 +22,28 @@ if TYPE_CHECKING:
 # destination and renames, so an interrupted clone is retried instead of half-used.
 CLONE_SCRIPT = """set -eu
 dest="$1"; repo="$2"; ref="$3"
+asked="$dest/.git/codespace-requested-ref"
 if [ -d "$dest/.git" ]; then
-  echo "codespace: keeping the existing checkout in $dest"
+  last="$(cat "$asked" 2>/dev/null || echo '<none>')"
+  wanted="${ref:-the default branch}"
+  if [ "$last" = '<none>' ] || [ "$last" = "$ref" ]; then
+    echo "codespace: keeping the existing checkout in $dest"
+  elif [ -n "$(git -C "$dest" status --porcelain)" ]; then
+    echo "codespace: the checkout has uncommitted changes: kept, not moved to $wanted"
+  else
+    git -C "$dest" fetch --quiet --tags origin
+    if [ -z "$ref" ]; then
+      git -C "$dest" remote set-head origin --auto >/dev/null
+      ref="$(git -C "$dest" rev-parse --abbrev-ref origin/HEAD)"; ref="${ref#origin/}"
+    fi
+    if git -C "$dest" rev-parse --verify --quiet "refs/remotes/origin/$ref" >/dev/null; then
+      git -C "$dest" checkout --quiet -B "$ref" "refs/remotes/origin/$ref" --
+    else
+      git -C "$dest" checkout --quiet --detach "$ref" --
+    fi
+    echo "codespace: moved the checkout to $wanted"
+  fi
+  printf '%s' "$3" > "$asked"
   exit 0
 fi
 partial="$dest.partial"
@@ -32,6 +54,7 @@ if [ -n "$ref" ]; then
 else
   git -C "$partial" checkout --quiet
 fi
+printf '%s' "$ref" > "$partial/.git/codespace-requested-ref"
 mkdir -p "$(dirname "$dest")"
 mv "$partial" "$dest"
 echo "codespace: cloned $repo into $dest"
