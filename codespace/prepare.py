@@ -150,6 +150,7 @@ async def prepare(
     done = await _fetch(options, paths, report, iso, clone_env)
     resolution, recovery, problems, warnings = _resolve(options, paths, report, sources)
     resolution = with_user_options(resolution, options)  # a GPU the options ask for
+    report.line(f"environment: hash {resolution.env_hash}")
     if check_spec is not None:
         check_spec(resolution.codespace)
     who = build_as() if build_as is not None else None

@@ -250,7 +250,7 @@ class KubeCodespaceSpawner(PolicyMixin, GitCredentialsMixin, KubeSpawner):
             options = UserOptions.model_validate(validate_options(self.user_options or {}))
             pending = await self._pending_datasets(options, log)
             plan = await self._plan(options, log, pending)
-            self._check_policy(plan)
+            self._check_policy(plan, log)
             await self._save_git_secret(options.repo, log)
             if plan.datasets:
                 names = ", ".join(d.name for d in plan.datasets)
@@ -297,9 +297,10 @@ class KubeCodespaceSpawner(PolicyMixin, GitCredentialsMixin, KubeSpawner):
     def _names(self) -> Names:
         return Names(namespace=self.namespace, pod=self.pod_name, pvc=self.pvc_name)
 
-    def _check_policy(self, plan: KubePlan) -> None:
+    def _check_policy(self, plan: KubePlan, log: ProgressLog) -> None:
         """The group policy on what the repository asks for (GPUs as the plan grants them)."""
         spec = plan.launch.spec
+        log.line(f"environment: hash {plan.launch.environment.env_hash}")
         gpus = gpu_amount(spec.resources.gpu) if plan.gpu.granted else 0.0
         try:
             self.check_policy_spec(spec, gpus)

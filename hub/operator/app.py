@@ -5,8 +5,8 @@ Run it with ``kopf run --standalone -m hub.operator.app --namespace=NS`` (or
 
 ``CODESPACE_HUB_API_URL``      the hub's API, e.g. ``http://hub:8081/hub/api``
 ``CODESPACE_OPERATOR_TOKEN``   a hub service token (README, GitOps: its scopes)
-``CODESPACE_HUB_PROXY_URL``    where the proxy serves the servers (default: the API's host)
-``CODESPACE_HUB_PUBLIC_URL``   the hub's address for ``status.url`` (default: the proxy's)
+``CODESPACE_HUB_PUBLIC_URL``   the hub's public address for ``status.url`` (default: the
+                               API's host)
 ``CODESPACE_OPERATOR_WAIT``    seconds a start is followed before the status says Starting
                                and the mirror takes over (default 600)
 ``CODESPACE_OPERATOR_INTERVAL`` seconds between status mirrors (default 30)
@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 from typing import Any
 
 import kopf
@@ -40,6 +41,7 @@ FINALIZER = "codespace.io/operator"
 PREFIX = "codespace.io"  # kopf's bookkeeping annotations
 INTERVAL = float(os.environ.get("CODESPACE_OPERATOR_INTERVAL") or 30)
 STEPS = 4  # a restart is a stop, a wait and a start
+ENV_HASH = re.compile(r"environment: hash ([0-9a-f]+)")  # the spawners' progress line
 
 
 class StillPending(RuntimeError):
@@ -57,15 +59,11 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
 
 
 def hub_api() -> HubApi:
-    return HubApi(
-        os.environ["CODESPACE_HUB_API_URL"],
-        os.environ["CODESPACE_OPERATOR_TOKEN"],
-        os.environ.get("CODESPACE_HUB_PROXY_URL", ""),
-    )
+    return HubApi(os.environ["CODESPACE_HUB_API_URL"], os.environ["CODESPACE_OPERATOR_TOKEN"])
 
 
 def public_url(hub: HubApi) -> str:
-    return os.environ.get("CODESPACE_HUB_PUBLIC_URL") or hub.proxy_url
+    return os.environ.get("CODESPACE_HUB_PUBLIC_URL") or hub.api_url.removesuffix("/hub/api")
 
 
 def backoff(retry: int) -> float:
@@ -109,7 +107,7 @@ async def converge(
     hub: HubApi, desired: CodespaceSpec, server: str, wanted: dict[str, Any], logger: Any
 ) -> dict[str, Any]:
     """Act until the hub's server matches the spec; the status that results."""
-    failed, message = False, ""
+    failed, message, env_hash = False, "", None
     for _step in range(STEPS):
         observed = await _observe(hub, desired, server)
         action = decide(desired, wanted, observed)
@@ -125,12 +123,9 @@ async def converge(
             if not observed.exists:
                 await hub.ensure_user(desired.owner)
             await hub.start(desired.owner, server, wanted)
-            failed, message = await follow(hub, desired.owner, server)
+            failed, message, env_hash = await follow(hub, desired.owner, server)
             break
     observed = await _observe(hub, desired, server)
-    env_hash = None
-    if observed.ready:
-        env_hash = (await hub.session(desired.owner, server)).get("envHash") or None
     return status_of(
         desired,
         observed,
@@ -157,14 +152,19 @@ async def settle(hub: HubApi, owner: str, server: str, limit: float = 120.0) -> 
     raise StillPending(f"{owner}/{server} is still starting or stopping")
 
 
-async def follow(hub: HubApi, owner: str, server: str) -> tuple[bool, str]:
-    """Follow the start's progress: ``(failed, message)``; ``(False, "")`` when it takes
-    longer than ``CODESPACE_OPERATOR_WAIT`` (the mirror reports the rest)."""
+async def follow(hub: HubApi, owner: str, server: str) -> tuple[bool, str, str | None]:
+    """Follow the start's progress: ``(failed, message, environment hash)``; not failed and
+    no message when it takes longer than ``CODESPACE_OPERATOR_WAIT`` (the mirror reports
+    the rest)."""
     limit = float(os.environ.get("CODESPACE_OPERATOR_WAIT") or 600)
+    seen: dict[str, str] = {}
 
     async def last_event() -> dict[str, Any]:
         event: dict[str, Any] = {}
         async for event in hub.progress(owner, server):
+            found = ENV_HASH.search(str(event.get("message") or ""))
+            if found:
+                seen["hash"] = found.group(1)
             if event.get("ready") or event.get("failed"):
                 break
         return event
@@ -172,10 +172,10 @@ async def follow(hub: HubApi, owner: str, server: str) -> tuple[bool, str]:
     try:
         event = await asyncio.wait_for(last_event(), limit)
     except TimeoutError:
-        return False, ""
+        return False, "", seen.get("hash")
     if event.get("failed"):
-        return True, str(event.get("message") or "the start failed")
-    return False, ""
+        return True, str(event.get("message") or "the start failed"), seen.get("hash")
+    return False, "", seen.get("hash")
 
 
 @kopf.timer(GROUP, VERSION, PLURAL, interval=INTERVAL, initial_delay=INTERVAL)

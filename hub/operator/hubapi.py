@@ -28,14 +28,10 @@ def _path(*parts: str) -> str:
 
 
 class HubApi:
-    """``api_url`` is the hub's API (``http://hub:8081/hub/api``), ``proxy_url`` where the
-    proxy serves the users' servers (default: the API's host)."""
+    """``api_url`` is the hub's API (``http://hub:8081/hub/api``)."""
 
-    def __init__(
-        self, api_url: str, token: str, proxy_url: str = "", timeout: float = 30.0
-    ) -> None:
+    def __init__(self, api_url: str, token: str, timeout: float = 30.0) -> None:
         self.api_url = api_url.rstrip("/")
-        self.proxy_url = (proxy_url or self.api_url.removesuffix("/hub/api")).rstrip("/")
         self._client = httpx.AsyncClient(
             base_url=self.api_url,
             headers={"Authorization": f"token {token}"},
@@ -98,14 +94,6 @@ class HubApi:
                         yield json.loads(line[5:])
         except httpx.HTTPError as error:
             raise HubUnavailable(f"the hub's progress stream ended: {error}") from None
-
-    async def session(self, user: str, server: str) -> dict[str, Any]:
-        """The server's own ``codespace/api/session`` (its environment hash), through the
-        hub's proxy."""
-        response = await self._request(
-            "GET", f"{self.proxy_url}/user/{_path(user, server)}/codespace/api/session"
-        )
-        return response.json() if response.status_code == 200 else {}
 
 
 def _check(response: httpx.Response) -> None:
