@@ -1,12 +1,24 @@
 """A test-only fake Kubernetes API server with a "kubelet" that runs pods as local processes.
 
-Enough of the API for KubeSpawner, kubernetes_asyncio and our own code to run unchanged:
-list, watch, get, create, delete, merge-patch and replace of namespaced objects, for the core
-kinds (pods, events, persistentvolumeclaims, services, secrets, configmaps), ``batch/v1``
-jobs and any namespaced custom resource (``/apis/<group>/<version>/namespaces/<ns>/<plural>``),
-plus pod logs. Plain HTTP on 127.0.0.1, no authentication. It is not a Kubernetes: no
-admission, no defaulting beyond metadata, no validation (tests validate objects with
+Enough of the API for KubeSpawner, kubernetes_asyncio, kopf and our own code to run
+unchanged: list, watch, get, create, delete, merge-patch, JSON-patch and replace of namespaced
+and cluster-scoped objects, for the core kinds (pods, events, persistentvolumeclaims,
+services, secrets, configmaps), ``batch/v1`` jobs and any custom resource
+(``/apis/<group>/<version>/namespaces/<ns>/<plural>``), plus pod logs. Plain HTTP on
+127.0.0.1, no authentication, no RBAC. It is not a Kubernetes: no admission, no defaulting
+beyond metadata and CRD schemas, no validation of built-in kinds (tests validate objects with
 :mod:`tests.helpers.k8s_schema`).
+
+Custom resources (:mod:`tests.fakekube.store` has the rules): a ``CustomResourceDefinition``
+created through ``POST /apis/apiextensions.k8s.io/v1/customresourcedefinitions`` or
+``kube.register_crd(crd)`` puts its resource into discovery (``GET /api/v1``, ``/apis``,
+``/apis/<group>``, ``/apis/<group>/<version>``, with ``<plural>/status`` when it has that
+subresource), enforces its scope, splits writes between the object and ``/status``, and
+prunes, defaults and validates its objects by the schema (:mod:`tests.fakekube.schema`).
+For every kind: ``DELETE`` of an object with finalizers sets ``deletionTimestamp`` and keeps
+it until an update removes the last one; ``generation`` grows with the spec; an update that
+changes nothing is no event. A kopf operator runs against it
+(:class:`tests.fakekube.kopf_operator.KopfOperator`).
 
 Use::
 
@@ -14,6 +26,7 @@ Use::
 
     with FakeKube() as kube:                      # starts in a background thread
         kube.kubeconfig(tmp_path / "kubeconfig")  # a kubeconfig that points at it
+        kube.register_crd(crd)                    # a CustomResourceDefinition (a dict)
         kube.url                                  # http://127.0.0.1:PORT
         kube.create({"apiVersion": "data.fluid.io/v1alpha1", "kind": "Dataset", ...})
         kube.set_status("data.fluid.io/v1alpha1", "datasets", "ns", "name", {"phase": "Bound"})

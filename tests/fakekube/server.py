@@ -17,7 +17,7 @@ from typing import Any
 from aiohttp import web
 
 from tests.fakekube.kubelet import Kubelet
-from tests.fakekube.store import ApiError, Store, now
+from tests.fakekube.store import CRD_API, CRD_PLURAL, ApiError, Store, Watcher, now, sort_versions
 
 
 @dataclass
@@ -40,6 +40,18 @@ def _json(data: Any, status: int = 200) -> web.Response:
     return web.json_response(data, status=status)
 
 
+def _patch_type(body: Any) -> str:
+    """``json`` for an RFC 6902 patch (a list), else ``merge``. By the body, not the
+    Content-Type: kubernetes_asyncio's ``patch_*_custom_object*`` label a merge patch (a dict)
+    ``application/json-patch+json`` unless told otherwise, and the fake has always taken it."""
+    if isinstance(body, list):
+        return "json"
+    return "merge"
+
+
+POD_GRACE_SECONDS = 30  # what a pod's deletionGracePeriodSeconds shows while it stops
+
+
 class Api:
     """The routes; all state lives in the :class:`Store`."""
 
@@ -52,14 +64,19 @@ class Api:
         routes = [
             web.get("/version", self.version),
             web.get("/api", self.discovery),
+            web.get("/api/v1", self.core_resources),
+            web.get("/apis", self.group_list),
+            web.get("/apis/{group}", self.group),
+            web.get("/apis/{group}/{version}", self.group_resources),
             web.post("/api/v1/namespaces", self.create_namespace),
             web.get("/api/v1/namespaces/{name}", self.get_namespace),
             web.route("*", "/v2/{path:.*}", self.registry),
         ]
-        for prefix in (core, apis):
+        for prefix in (core, apis):  # namespaced first: aiohttp takes the first match
             routes += [
                 web.get(prefix + "/{plural}", self.collection),
                 web.get(prefix + "/namespaces/{ns}/{plural}", self.collection),
+                web.delete(prefix + "/namespaces/{ns}/{plural}", self.delete_collection),
                 web.post(prefix + "/namespaces/{ns}/{plural}", self.create),
                 web.get(prefix + "/namespaces/{ns}/{plural}/{name}", self.get),
                 web.put(prefix + "/namespaces/{ns}/{plural}/{name}", self.replace),
@@ -69,6 +86,18 @@ class Api:
                 web.put(prefix + "/namespaces/{ns}/{plural}/{name}/{sub}", self.replace),
                 web.patch(prefix + "/namespaces/{ns}/{plural}/{name}/{sub}", self.patch),
             ]
+        for prefix in (core, apis):  # cluster-scoped objects (CRDs, ...)
+            routes += [
+                web.post(prefix + "/{plural}", self.create),
+                web.delete(prefix + "/{plural}", self.delete_collection),
+                web.get(prefix + "/{plural}/{name}", self.get),
+                web.put(prefix + "/{plural}/{name}", self.replace),
+                web.patch(prefix + "/{plural}/{name}", self.patch),
+                web.delete(prefix + "/{plural}/{name}", self.delete),
+                web.get(prefix + "/{plural}/{name}/{sub}", self.get_sub),
+                web.put(prefix + "/{plural}/{name}/{sub}", self.replace),
+                web.patch(prefix + "/{plural}/{name}/{sub}", self.patch),
+            ]
         return routes
 
     @web.middleware
@@ -77,12 +106,68 @@ class Api:
             return await handler(request)
         except ApiError as error:
             return _json(error.status(), error.code)
+        except json.JSONDecodeError as error:
+            return _json(ApiError(400, "BadRequest", f"invalid JSON: {error}").status(), 400)
 
     async def version(self, request: web.Request) -> web.Response:
         return _json({"major": "1", "minor": "30", "gitVersion": "v1.30.0-fake"})
 
     async def discovery(self, request: web.Request) -> web.Response:
         return _json({"kind": "APIVersions", "versions": ["v1"]})
+
+    # -- discovery: the built-in resources and those of every CustomResourceDefinition -------
+
+    def _resource_list(self, api_version: str) -> dict:
+        resources = sorted(
+            (r for r in self.store.resources.values() if r.api_version == api_version),
+            key=lambda r: r.plural,
+        )
+        if not resources:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        return {
+            "kind": "APIResourceList",
+            "apiVersion": "v1",
+            "groupVersion": api_version,
+            "resources": [entry for r in resources for entry in r.discovery()],
+        }
+
+    def _groups(self) -> dict[str, dict]:
+        versions: dict[str, set[str]] = {}
+        for resource in self.store.resources.values():
+            if resource.group:
+                versions.setdefault(resource.group, set()).add(resource.version)
+        groups = {}
+        for name, found in sorted(versions.items()):
+            entries = [
+                {"groupVersion": f"{name}/{v}", "version": v} for v in sort_versions(list(found))
+            ]
+            groups[name] = {
+                "kind": "APIGroup",
+                "apiVersion": "v1",
+                "name": name,
+                "versions": entries,
+                "preferredVersion": entries[0],
+            }
+        return groups
+
+    async def core_resources(self, request: web.Request) -> web.Response:
+        return _json(self._resource_list("v1"))
+
+    async def group_list(self, request: web.Request) -> web.Response:
+        groups = [
+            {k: v for k, v in g.items() if k not in ("kind", "apiVersion")}
+            for g in self._groups().values()
+        ]
+        return _json({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
+
+    async def group(self, request: web.Request) -> web.Response:
+        group = self._groups().get(request.match_info["group"])
+        if group is None:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        return _json(group)
+
+    async def group_resources(self, request: web.Request) -> web.Response:
+        return _json(self._resource_list(_api_version(request)))
 
     async def create_namespace(self, request: web.Request) -> web.Response:
         body = await request.json()
@@ -98,16 +183,55 @@ class Api:
             raise ApiError(404, "NotFound", f'namespaces "{name}" not found')
         return _json({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
 
+    def _namespace_list(self) -> dict:
+        """``fake.namespaces`` (a plain set tests add to) as a ``NamespaceList``."""
+        items = [
+            {
+                "apiVersion": "v1",
+                "kind": "Namespace",
+                "metadata": {"name": name, "labels": {"kubernetes.io/metadata.name": name}},
+                "status": {"phase": "Active"},
+            }
+            for name in sorted(self.fake.namespaces)
+        ]
+        version = str(self.store.resource_version)
+        return {
+            "apiVersion": "v1",
+            "kind": "NamespaceList",
+            "metadata": {"resourceVersion": version},
+            "items": items,
+        }
+
     async def collection(self, request: web.Request) -> web.StreamResponse:
         api_version, plural = _api_version(request), request.match_info["plural"]
         namespace = request.match_info.get("ns")
         query = request.query
         labels, fields = query.get("labelSelector"), query.get("fieldSelector")
-        if query.get("watch") not in ("true", "1", "True"):
+        watching = query.get("watch") in ("true", "1", "True")
+        if (api_version, plural) == ("v1", "namespaces") and namespace is None:
+            listing = self._namespace_list()
+            if not watching:
+                return _json(listing)
+            watcher = Watcher(None, labels, fields)  # the set has no history: a snapshot
+            if not int(query.get("resourceVersion") or 0):
+                for item in listing["items"]:
+                    watcher.queue.put_nowait({"type": "ADDED", "object": item})
+        elif not watching:
             return _json(self.store.list(api_version, plural, namespace, labels, fields))
-        since = int(query.get("resourceVersion") or 0)
+        else:
+            since = int(query.get("resourceVersion") or 0)
+            watcher = self.store.watch(api_version, plural, namespace, labels, fields, since)
+        if query.get("sendInitialEvents") == "true":
+            bookmark = {
+                "apiVersion": api_version,
+                "kind": self.store.collection(api_version, plural).kind,
+                "metadata": {
+                    "resourceVersion": str(self.store.resource_version),
+                    "annotations": {"k8s.io/initial-events-end": "true"},
+                },
+            }
+            watcher.queue.put_nowait({"type": "BOOKMARK", "object": bookmark})
         timeout = float(query.get("timeoutSeconds") or 300)
-        watcher = self.store.watch(api_version, plural, namespace, labels, fields, since)
         response = web.StreamResponse(headers={"Content-Type": "application/json"})
         await response.prepare(request)
         loop = asyncio.get_running_loop()
@@ -119,6 +243,8 @@ class Api:
                 except TimeoutError:
                     continue
                 await response.write(json.dumps(event).encode() + b"\n")
+                if event["type"] == "ERROR":  # e.g. 410 Gone: the server ends the stream
+                    break
         except (ConnectionResetError, asyncio.CancelledError):
             pass
         finally:
@@ -129,18 +255,19 @@ class Api:
 
     async def create(self, request: web.Request) -> web.Response:
         api_version, plural = _api_version(request), request.match_info["plural"]
-        obj = self.store.create(api_version, plural, request.match_info["ns"], await request.json())
+        namespace = request.match_info.get("ns")
+        obj = self.store.create(api_version, plural, namespace, await request.json(), strict=True)
         if (api_version, plural) == ("batch/v1", "jobs"):
             asyncio.get_running_loop().create_task(self.fake.run_job(obj))
         return _json(obj, 201)
 
     async def get(self, request: web.Request) -> web.Response:
         m = request.match_info
-        return _json(self.store.get(_api_version(request), m["plural"], m["ns"], m["name"]))
+        return _json(self.store.get(_api_version(request), m["plural"], m.get("ns"), m["name"]))
 
     async def get_sub(self, request: web.Request) -> web.Response:
         m = request.match_info
-        obj = self.store.get(_api_version(request), m["plural"], m["ns"], m["name"])
+        obj = self.store.get(_api_version(request), m["plural"], m.get("ns"), m["name"])
         if m["sub"] != "log":
             return _json(obj)
         text = self.fake.pod_logs.get((m["ns"], m["name"]))
@@ -152,7 +279,13 @@ class Api:
         m = request.match_info
         body = await request.json()
         obj = self.store.replace(
-            _api_version(request), m["plural"], m["ns"], m["name"], body, m.get("sub")
+            _api_version(request),
+            m["plural"],
+            m.get("ns"),
+            m["name"],
+            body,
+            m.get("sub"),
+            strict=True,
         )
         return _json(obj)
 
@@ -160,20 +293,45 @@ class Api:
         m = request.match_info
         body = await request.json()
         obj = self.store.patch(
-            _api_version(request), m["plural"], m["ns"], m["name"], body, m.get("sub")
+            _api_version(request),
+            m["plural"],
+            m.get("ns"),
+            m["name"],
+            body,
+            m.get("sub"),
+            patch_type=_patch_type(body),
+            strict=True,
         )
         return _json(obj)
 
     async def delete(self, request: web.Request) -> web.Response:
+        """Delete at once, or, with finalizers, mark ``deletionTimestamp`` (202 Accepted).
+
+        A pod first shows ``deletionTimestamp`` while the kubelet stops its process."""
         m = request.match_info
-        api_version, plural, ns, name = _api_version(request), m["plural"], m["ns"], m["name"]
+        api_version, plural, ns, name = _api_version(request), m["plural"], m.get("ns"), m["name"]
+        obj = await self._delete(api_version, plural, ns, name)
+        return _json(obj, 202 if self.store.exists(api_version, plural, ns, name) else 200)
+
+    async def _delete(self, api_version: str, plural: str, ns: str | None, name: str) -> dict:
         if (api_version, plural) == ("v1", "pods"):
-            current = self.store.get(api_version, plural, ns, name)
-            current["metadata"]["deletionTimestamp"] = now()
-            self.store.replace(api_version, plural, ns, name, current)
+            obj = self.store.delete(api_version, plural, ns, name, grace=POD_GRACE_SECONDS)
             await self.kubelet.kill(ns, name)
-        obj = self.store.delete(api_version, plural, ns, name)
-        return _json(obj)
+            if not self.store.exists(api_version, plural, ns, name):
+                return obj
+        return self.store.delete(api_version, plural, ns, name)
+
+    async def delete_collection(self, request: web.Request) -> web.Response:
+        """``deletecollection``: DELETE of every object the selectors match (finalizers hold)."""
+        api_version, plural = _api_version(request), request.match_info["plural"]
+        namespace = request.match_info.get("ns")
+        labels, fields = request.query.get("labelSelector"), request.query.get("fieldSelector")
+        listing = self.store.list(api_version, plural, namespace, labels, fields)
+        for obj in listing["items"]:
+            meta = obj["metadata"]
+            with contextlib.suppress(ApiError):  # gone meanwhile
+                await self._delete(api_version, plural, meta.get("namespace"), meta["name"])
+        return _json(listing)
 
     async def registry(self, request: web.Request) -> web.Response:
         path = request.match_info["path"]
@@ -300,19 +458,39 @@ class FakeKube:
 
         return asyncio.run_coroutine_threadsafe(run(), self._loop).result(30)
 
-    @staticmethod
-    def _plural(obj: dict) -> str:
-        return obj["kind"].lower() + ("es" if obj["kind"].endswith("s") else "s")
+    def _plural(self, obj: dict) -> str:
+        known = self.store.plural_of(obj["apiVersion"], obj["kind"])
+        return known or obj["kind"].lower() + ("es" if obj["kind"].endswith("s") else "s")
 
     def create(self, obj: dict, plural: str | None = None, namespace: str | None = None) -> dict:
-        namespace = namespace or obj["metadata"].get("namespace", "default")
-        plural = plural or self._plural(obj)
-        result = self._call(self.store.create, obj["apiVersion"], plural, namespace, obj)
+        """Create an object (no API rules applied); a known cluster-scoped kind gets none."""
+
+        def run() -> tuple[str, dict]:
+            kind = plural or self._plural(obj)
+            where = namespace or obj["metadata"].get("namespace", "default")
+            if self.store.namespaced(obj["apiVersion"], kind) is False:
+                where = None
+            return kind, self.store.create(obj["apiVersion"], kind, where, obj)
+
+        plural, result = self._call(run)
         if (obj["apiVersion"], plural) == ("batch/v1", "jobs"):
             asyncio.run_coroutine_threadsafe(self.run_job(result), self._loop)
         return result
 
-    def get(self, api_version: str, plural: str, namespace: str, name: str) -> dict | None:
+    def register_crd(self, crd: dict) -> dict:
+        """Create (or replace) an ``apiextensions.k8s.io/v1`` CustomResourceDefinition, as
+        ``POST /apis/apiextensions.k8s.io/v1/customresourcedefinitions`` would: its resource
+        appears in discovery and gets the scope and status-subresource rules. Returns it."""
+
+        def run() -> dict:
+            name = crd["metadata"]["name"]
+            if not self.store.exists(CRD_API, CRD_PLURAL, None, name):
+                return self.store.create(CRD_API, CRD_PLURAL, None, crd)
+            return self.store.replace(CRD_API, CRD_PLURAL, None, name, crd)
+
+        return self._call(run)
+
+    def get(self, api_version: str, plural: str, namespace: str | None, name: str) -> dict | None:
         try:
             return self._call(self.store.get, api_version, plural, namespace, name)
         except ApiError:
@@ -328,8 +506,9 @@ class FakeKube:
             self.store.replace, api_version, plural, namespace, name, {"status": status}, "status"
         )
 
-    def delete(self, api_version: str, plural: str, namespace: str, name: str) -> None:
-        """Delete an object; a pod's process is stopped first, as the kubelet would."""
+    def delete(self, api_version: str, plural: str, namespace: str | None, name: str) -> None:
+        """Delete an object; a pod's process is stopped first, as the kubelet would. An object
+        with finalizers only gets its ``deletionTimestamp``, as through the API."""
         assert self._loop is not None, "FakeKube is not started"
 
         async def run() -> None:
