@@ -168,27 +168,29 @@ async def checkout(
 async def switch_ref(
     workspace: Path,
     ref: str | None,
+    repo: str,
     *,
     on_line: OnLine | None = None,
     isolation: Isolation | None = None,
     clone_env: Mapping[str, str] | None = None,
 ) -> str:
-    """Move a kept checkout to ``ref`` (None: the remote's default branch) when the options
-    asked for another ref than at the last start: fetch, then check out, only if the
-    workspace has no uncommitted changes. Returns what happened, for the progress."""
+    """Move a kept checkout of ``repo`` to ``ref`` (None: the remote's default branch) when
+    the options asked for another ref than at the last start: fetch, then check out, only if
+    the workspace has no uncommitted changes. Returns what happened, for the progress."""
     iso = isolation or Isolation()
     ref = validate_ref(ref) if ref else None
     dirty = await run_git(["status", "--porcelain"], cwd=workspace, isolation=iso)
     wanted = ref or "the default branch"
     if dirty.strip():
         return f"kept as it is, not moved to {wanted}: it has uncommitted changes"
-    await run_git(
-        ["fetch", "--quiet", "--tags", "origin"],
-        cwd=workspace,
-        on_line=on_line,
-        isolation=iso,
-        extra_env=dict(clone_env or {}),
-    )
+    with _trusted_source(validate_repo(repo), iso) as config:
+        await run_git(
+            ["fetch", "--quiet", "--tags", "origin"],
+            cwd=workspace,
+            on_line=on_line,
+            isolation=iso,
+            extra_env={**(clone_env or {}), **config},
+        )
     if ref is None:
         await run_git(["remote", "set-head", "origin", "--auto"], cwd=workspace, isolation=iso)
         head = await run_git(

@@ -254,6 +254,7 @@ async def _fetch(
             moved = await switch_ref(
                 paths.workspace,
                 options.ref,
+                options.repo,
                 on_line=report.line,
                 isolation=iso,
                 clone_env=clone_env,

@@ -81,16 +81,18 @@ async def test_a_new_ref_moves_a_clean_workspace_and_keeps_a_dirty_one(
     commit_files(origin, {"new.txt": "pushed after the clone\n"})  # fetched by the switch
     git(origin, "checkout", "--quiet", "main")
 
-    said = await switch_ref(workspace, "feature")
+    said = await switch_ref(workspace, "feature", str(origin))
     assert said.startswith("moved to feature at ")
     assert (workspace / "new.txt").read_text() == "pushed after the clone\n"
     assert git(workspace, "rev-parse", "--abbrev-ref", "HEAD") == "feature"
 
     (workspace / "file.txt").write_text("my edit\n")
-    said = await switch_ref(workspace, "v1")
+    said = await switch_ref(workspace, "v1", str(origin))
     assert "not moved to v1" in said and "uncommitted changes" in said
     assert (workspace / "file.txt").read_text() == "my edit\n"
 
     (workspace / "file.txt").write_text("feature\n")  # clean again
-    assert (await switch_ref(workspace, None)).startswith("moved to the default branch")
+    assert (await switch_ref(workspace, None, str(origin))).startswith(
+        "moved to the default branch"
+    )
     assert (workspace / "file.txt").read_text() == "two\n"
