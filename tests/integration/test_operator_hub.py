@@ -167,3 +167,15 @@ def test_a_create_while_the_hub_is_down_is_retried_into_exactly_one_server(world
     assert [name for name in servers(hub, "erin") if name] == ["later"]  # one codespace
     log = world["log"].read_text()
     assert "does not answer" in log  # the operator said why it retried
+
+
+def test_a_start_that_fails_shows_failed_with_the_hubs_reason(world) -> None:
+    kube, hub = world["kube"], world["hub"]
+    missing = world["repo"].parent / "no-such-repo"
+    kube.create(resource("broken", "fay", missing))
+    failed = wait_for("Failed", phase_is(kube, "broken", "Failed"))
+    message = status(kube, "broken")["message"]
+    assert "no-such-repo" in message or "git" in message, message
+    assert failed and not servers(hub, "fay").get("broken", {}).get("ready")
+    kube.delete(API, "codespaces", NS, "broken")
+    wait_for("the resource gone", lambda: kube.get(API, "codespaces", NS, "broken") is None)
