@@ -29,8 +29,8 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.fakekube.errors import ApiError, now
 from tests.fakekube.server import FakeKube, _free_port
-from tests.fakekube.store import ApiError, now
 
 API_VERSION, PLURAL = "argoproj.io/v1alpha1", "workflows"
 SCHEDULER = "fake-argo-controller"  # not the kubelet's: Argo pods here are records only

@@ -21,8 +21,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from tests.fakekube.errors import now
 from tests.fakekube.server import FakeKube
-from tests.fakekube.store import now
 
 API_VERSION, PLURAL = "serving.kserve.io/v1beta1", "inferenceservices"
 RUNTIMES = ("serving.kserve.io/v1alpha1", "servingruntimes")

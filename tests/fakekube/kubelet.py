@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from codespace.kube.quantity import to_bytes, to_cores
-from tests.fakekube.store import ApiError, Store, now
+from tests.fakekube.errors import ApiError, now
+from tests.fakekube.store import Store
 
 DEFAULT_CAPACITY = {"cpu": "16", "memory": "64Gi", "pods": "110"}
 

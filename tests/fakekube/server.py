@@ -16,8 +16,10 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.fakekube.errors import ApiError, now
 from tests.fakekube.kubelet import Kubelet
-from tests.fakekube.store import CRD_API, CRD_PLURAL, ApiError, Store, Watcher, now, sort_versions
+from tests.fakekube.resources import CRD_API, CRD_PLURAL, sort_versions
+from tests.fakekube.store import Store, Watcher
 
 
 @dataclass

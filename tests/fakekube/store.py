@@ -29,116 +29,23 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import datetime
-import re
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from tests.fakekube import schema as openapi
+from tests.fakekube.errors import ApiError, _not_found, now
+from tests.fakekube.patches import invalid_patch, json_patch, merge_patch
+from tests.fakekube.resources import (
+    BUILTINS,
+    CRD_API,
+    CRD_PLURAL,
+    Resource,
+    _crd_resources,
+)
 
-VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
-CRD_API, CRD_PLURAL = "apiextensions.k8s.io/v1", "customresourcedefinitions"
-
-
-@dataclass(frozen=True)
-class Resource:
-    """What discovery says about one resource (``GET /api/v1``, ``/apis/<group>/<version>``)."""
-
-    api_version: str
-    plural: str
-    kind: str
-    namespaced: bool = True
-    singular: str = ""
-    subresources: tuple[str, ...] = ()
-    short_names: tuple[str, ...] = ()
-    categories: tuple[str, ...] = ()
-    verbs: tuple[str, ...] = VERBS
-    custom: bool = False  # defined by a CustomResourceDefinition
-    schema: dict | None = field(default=None, compare=False)  # its openAPIV3Schema
-
-    @property
-    def group(self) -> str:
-        return self.api_version.rpartition("/")[0]
-
-    @property
-    def version(self) -> str:
-        return self.api_version.rpartition("/")[2]
-
-    def discovery(self) -> list[dict]:
-        entry: dict[str, Any] = {
-            "name": self.plural,
-            "singularName": self.singular or self.kind.lower(),
-            "namespaced": self.namespaced,
-            "kind": self.kind,
-            "verbs": list(self.verbs),
-        }
-        if self.short_names:
-            entry["shortNames"] = list(self.short_names)
-        if self.categories:
-            entry["categories"] = list(self.categories)
-        subs = [
-            {
-                "name": f"{self.plural}/{sub}",
-                "singularName": "",
-                "namespaced": self.namespaced,
-                "kind": self.kind,
-                "verbs": ["get", "patch", "update"] if sub in ("status", "scale") else ["get"],
-            }
-            for sub in self.subresources
-        ]
-        return [entry, *subs]
-
-
-def _builtin(api_version: str, plural: str, kind: str, namespaced: bool = True, *subs: str):
-    return Resource(api_version, plural, kind, namespaced, kind.lower(), subs)
-
-
-BUILTINS: dict[tuple[str, str], Resource] = {
-    (r.api_version, r.plural): r
-    for r in (
-        _builtin("v1", "pods", "Pod", True, "status", "log"),
-        _builtin("v1", "events", "Event"),
-        _builtin("v1", "persistentvolumeclaims", "PersistentVolumeClaim", True, "status"),
-        _builtin("v1", "services", "Service", True, "status"),
-        _builtin("v1", "secrets", "Secret"),
-        _builtin("v1", "configmaps", "ConfigMap"),
-        _builtin("v1", "serviceaccounts", "ServiceAccount"),
-        _builtin("v1", "namespaces", "Namespace", False, "status"),
-        _builtin("batch/v1", "jobs", "Job", True, "status"),
-        _builtin(CRD_API, CRD_PLURAL, "CustomResourceDefinition", False, "status"),
-    )
-}
-CORE_KINDS = {plural: r.kind for (api, plural), r in BUILTINS.items() if api == "v1"}
 HISTORY = 2000
-
-
-def now() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-class ApiError(Exception):
-    """An error answered as a Kubernetes ``Status`` object."""
-
-    def __init__(self, code: int, reason: str, message: str):
-        super().__init__(message)
-        self.code, self.reason, self.message = code, reason, message
-
-    def status(self) -> dict:
-        return {
-            "kind": "Status",
-            "apiVersion": "v1",
-            "metadata": {},
-            "status": "Failure",
-            "message": self.message,
-            "reason": self.reason,
-            "code": self.code,
-        }
-
-
-def _not_found(plural: str, name: str) -> ApiError:
-    return ApiError(404, "NotFound", f'{plural} "{name}" not found')
 
 
 def _lookup(obj: Any, path: str) -> Any:
@@ -197,171 +104,9 @@ class Watcher:
     queue: asyncio.Queue = field(default_factory=asyncio.Queue)
 
 
-def merge_patch(target: Any, patch: Any) -> Any:
-    """RFC 7386 JSON merge patch (also used for strategic-merge patches: lists replace)."""
-    if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
-    result = dict(target) if isinstance(target, dict) else {}
-    for key, value in patch.items():
-        if value is None:
-            result.pop(key, None)
-        else:
-            result[key] = merge_patch(result.get(key), value)
-    return result
-
-
-def _invalid_patch(message: str) -> ApiError:
-    return ApiError(422, "Invalid", f"the server rejected our request: {message}")
-
-
-def _pointer(path: Any) -> list[str]:
-    if not isinstance(path, str) or (path and not path.startswith("/")):
-        raise _invalid_patch(f"invalid JSON pointer {path!r}")
-    return [p.replace("~1", "/").replace("~0", "~") for p in path.split("/")[1:]]
-
-
-def _index(container: list, token: str, *, end_ok: bool) -> int:
-    if end_ok and token == "-":
-        return len(container)
-    if not token.isdigit() or (len(token) > 1 and token.startswith("0")):
-        raise _invalid_patch(f"invalid array index {token!r}")
-    index = int(token)
-    if index > len(container) or (index == len(container) and not end_ok):
-        raise _invalid_patch(f"array index {index} out of bounds")
-    return index
-
-
-def _resolve(doc: Any, tokens: list[str]) -> Any:
-    for token in tokens:
-        if isinstance(doc, dict) and token in doc:
-            doc = doc[token]
-        elif isinstance(doc, list):
-            doc = doc[_index(doc, token, end_ok=False)]
-        else:
-            raise _invalid_patch(f"path /{'/'.join(tokens)} does not exist")
-    return doc
-
-
-def _add(doc: Any, tokens: list[str], value: Any) -> Any:
-    if not tokens:
-        return value
-    parent, last = _resolve(doc, tokens[:-1]), tokens[-1]
-    if isinstance(parent, dict):
-        parent[last] = value
-    elif isinstance(parent, list):
-        parent.insert(_index(parent, last, end_ok=True), value)
-    else:
-        raise _invalid_patch(f"cannot add to /{'/'.join(tokens)}")
-    return doc
-
-
-def _remove(doc: Any, tokens: list[str]) -> Any:
-    if not tokens:
-        raise _invalid_patch("cannot remove the whole document")
-    parent, last = _resolve(doc, tokens[:-1]), tokens[-1]
-    if isinstance(parent, dict) and last in parent:
-        return parent.pop(last)
-    if isinstance(parent, list):
-        return parent.pop(_index(parent, last, end_ok=False))
-    raise _invalid_patch(f"path /{'/'.join(tokens)} does not exist")
-
-
-def json_patch(doc: Any, ops: Any) -> Any:
-    """RFC 6902 JSON patch; a failed ``test`` or a missing path is a 422, as on the server."""
-    if not isinstance(ops, list):
-        raise ApiError(400, "BadRequest", "a JSON patch must be a list of operations")
-    doc = copy.deepcopy(doc)
-    for op in ops:
-        if not isinstance(op, dict) or "path" not in op:
-            raise _invalid_patch(f"invalid operation {op!r}")
-        kind, tokens = op.get("op"), _pointer(op["path"])
-        if kind == "add":
-            doc = _add(doc, tokens, copy.deepcopy(op.get("value")))
-        elif kind == "remove":
-            _remove(doc, tokens)
-        elif kind == "replace":
-            _resolve(doc, tokens)
-            if tokens:
-                _remove(doc, tokens)
-            doc = _add(doc, tokens, copy.deepcopy(op.get("value")))
-        elif kind in ("move", "copy"):
-            source = _pointer(op.get("from"))
-            value = copy.deepcopy(_resolve(doc, source))
-            if kind == "move":
-                _remove(doc, source)
-            doc = _add(doc, tokens, value)
-        elif kind == "test":
-            if _resolve(doc, tokens) != op.get("value"):
-                raise _invalid_patch(f"testing value /{'/'.join(tokens)} failed")
-        else:
-            raise _invalid_patch(f"unknown operation {kind!r}")
-    return doc
-
-
-def _version_key(version: str) -> tuple:
-    """Kubernetes' version priority: GA > beta > alpha, higher numbers first, others last."""
-    found = re.fullmatch(r"v(\d+)(?:(alpha|beta)(\d+))?", version)
-    if not found:
-        return (0, 0, 0, version)
-    major, stage, minor = found.groups()
-    rank = {None: 3, "beta": 2, "alpha": 1}[stage]
-    return (rank, int(major), int(minor or 0), "")
-
-
-def sort_versions(versions: list[str]) -> list[str]:
-    known = sorted((v for v in versions if _version_key(v)[0]), key=_version_key, reverse=True)
-    return known + sorted(v for v in versions if not _version_key(v)[0])
-
-
 def _spec_part(obj: dict, with_status: bool) -> dict:
     skip = {"metadata", "apiVersion", "kind"} | (set() if with_status else {"status"})
     return {k: v for k, v in obj.items() if k not in skip}
-
-
-def _crd_resources(crd: dict) -> list[Resource]:
-    """The resources one CRD serves; a malformed CRD is a 422 like the real validation."""
-    spec = crd.get("spec") or {}
-    names = spec.get("names") or {}
-    group, plural, kind = spec.get("group"), names.get("plural"), names.get("kind")
-    scope, versions = spec.get("scope"), spec.get("versions") or []
-    problems = [
-        what
-        for what, ok in (
-            ("spec.group", group),
-            ("spec.names.plural", plural),
-            ("spec.names.kind", kind),
-            ("spec.scope", scope in ("Namespaced", "Cluster")),
-            ("spec.versions", versions and all(v.get("name") for v in versions)),
-        )
-        if not ok
-    ]
-    if problems:
-        raise ApiError(422, "Invalid", f"CustomResourceDefinition: invalid {', '.join(problems)}")
-    name = (crd.get("metadata") or {}).get("name")
-    if name != f"{plural}.{group}":
-        raise ApiError(
-            422,
-            "Invalid",
-            f'metadata.name: Invalid value: "{name}": must be spec.names.plural+"."+spec.group',
-        )
-    if sum(bool(v.get("storage")) for v in versions) != 1:
-        raise ApiError(422, "Invalid", "spec.versions: exactly one version must be storage")
-    return [
-        Resource(
-            api_version=f"{group}/{version['name']}",
-            plural=plural,
-            kind=kind,
-            namespaced=scope == "Namespaced",
-            singular=names.get("singular") or kind.lower(),
-            subresources=tuple(sorted((version.get("subresources") or {}).keys())),
-            short_names=tuple(names.get("shortNames") or ()),
-            categories=tuple(names.get("categories") or ()),
-            custom=True,
-            schema=(version.get("schema") or {}).get("openAPIV3Schema"),
-        )
-        for version in versions
-        if version.get("served", True)
-    ]
 
 
 class Store:
@@ -678,7 +423,7 @@ class Store:
         else:
             raise ApiError(400, "BadRequest", "a merge patch must be a JSON object")
         if not isinstance(merged, dict):
-            raise _invalid_patch("the patched object is not an object")
+            raise invalid_patch("the patched object is not an object")
         # A resourceVersion the patch sets is a precondition, checked by replace (strict).
         return self.replace(
             api_version, plural, namespace, name, merged, subresource, strict=strict

@@ -23,6 +23,7 @@ import requests
 from tests.fakekube import FakeKube
 from tests.fakekube import store as fakestore
 from tests.fakekube.kopf_operator import KopfOperator
+from tests.fakekube.resources import VERBS
 
 GROUP, VERSION, PLURAL = "codespace.io", "v1alpha1", "codespaces"
 API_VERSION = f"{GROUP}/{VERSION}"
@@ -130,7 +131,7 @@ def test_discovery_lists_core_builtin_and_crd_resources(crd_kube):
         "singularName": "codespace",
         "namespaced": True,
         "kind": "Codespace",
-        "verbs": list(fakestore.VERBS),
+        "verbs": list(VERBS),
         "shortNames": ["cs"],
     }
     assert status["name"] == f"{PLURAL}/status" and set(status["verbs"]) == {
