@@ -12,7 +12,8 @@ Modules:
 - :mod:`~codespace.kube.config`: the admin's document (registry, build, workspace, profiles)
 - :mod:`~codespace.kube.quantity`: Kubernetes quantities (``500m``, ``10Gi``)
 - :mod:`~codespace.kube.gpu`: a GPU request + a profile -> resources, scheduler, env
-- :mod:`~codespace.kube.image`: image names, the rendered Dockerfile, the build Job
+- :mod:`~codespace.kube.image`: image names, the rendered Dockerfile
+- :mod:`~codespace.kube.build_job`: the image build Job
 - :mod:`~codespace.kube.workspace`: the workspace PVC and the clone init container
 - :mod:`~codespace.kube.datasets`: Fluid dataset mounts and the "is it Bound" check
 - :mod:`~codespace.kube.gitauth`: the user's Git host token for the clones, in a Secret

@@ -2,7 +2,7 @@
 
 Two containers clone the repository in the cluster: the workspace's init container
 (:func:`codespace.kube.workspace.clone_init_container`) and the build Job's ``clone``
-container (:func:`codespace.kube.image.build_job`). When the user logged in with the Git host
+container (:func:`codespace.kube.build_job.build_job`). When the user logged in with the Git host
 and the repository is on it, each gets git's ``http.<https://host/>.extraHeader``
 (:func:`codespace.gitauth.header_env`) through the environment, and the header itself, which
 carries the token, comes from a Secret (``valueFrom.secretKeyRef``): the pod and Job specs

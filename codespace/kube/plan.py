@@ -15,10 +15,11 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from codespace.datasets.mounts import DatasetMount
+from codespace.kube.build_job import build_job
 from codespace.kube.config import KubeConfig, Profile
 from codespace.kube.datasets import dataset_mounts
 from codespace.kube.gpu import GpuPlan, choose_profile
-from codespace.kube.image import ENV_PREFIX, ImageChoice, build_job, choose_image
+from codespace.kube.image import ENV_PREFIX, ImageChoice, choose_image
 from codespace.kube.quantity import to_bytes, to_cores
 from codespace.kube.workspace import (
     checkout_path,

@@ -14,13 +14,11 @@ from hypothesis import strategies as st
 
 from codespace.envhash import dockerfile_instructions
 from codespace.kernel_layer import KERNEL_DISPLAY_NAME, kernel_layer_requirements
+from codespace.kube.build_job import build_job, build_job_name, build_steps
 from codespace.kube.config import DEFAULT_BASE_IMAGE, DEFAULT_GPU_BASE_IMAGE, parse_config
 from codespace.kube.image import (
     ImageChoice,
     ImageError,
-    build_job,
-    build_job_name,
-    build_steps,
     choose_image,
     image_name,
     image_tag,
