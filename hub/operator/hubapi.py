@@ -48,6 +48,13 @@ class HubApi:
             raise HubUnavailable(f"the hub at {self.api_url} does not answer: {error}") from None
         if response.status_code in (502, 503, 504):
             raise HubUnavailable(f"the hub answers {response.status_code}: not ready")
+        json_reply = response.headers.get("content-type", "").startswith("application/json")
+        if response.status_code >= 400 and not json_reply:
+            # the hub's API answers errors in JSON: a page is the proxy (or a hub still
+            # starting) answering for it
+            raise HubUnavailable(
+                f"{method} {path}: {response.status_code} from the proxy, not the hub's API"
+            )
         return response
 
     async def user(self, name: str) -> dict[str, Any] | None:

@@ -12,6 +12,7 @@ the provider says is alice's. The hub is the embedded local one, configured as
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,8 @@ from tests.helpers.hub import RunningHub, free_port, running_hub, uv_cache_confi
 from tests.helpers.kernel import run_in_kernel
 from tests.helpers.oidc import OidcProvider, browser_login
 from tests.helpers.repos import make_repo
+
+TTL = 20  # seconds an access token lives: the last push needs a refreshed one
 
 POLICY = """\
 default:
@@ -55,7 +58,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     port = free_port()
     callback = f"http://127.0.0.1:{port}/hub/oauth_callback"
     accounts = {"alice": {"groups": ["gpu-team"]}, "bob": {"groups": ["students"]}}
-    with OidcProvider(accounts, redirect_uris=[callback]) as provider:
+    with OidcProvider(accounts, redirect_uris=[callback], access_token_ttl=TTL) as provider:
         with GitHttpServer(provider.username_for, root=tmp / "git") as git_server:
             private = git_server.make_private_repo(
                 "alice", "notes", {"README.md": "# alice's notes\n", "hello.py": "print(1)\n"}
@@ -142,17 +145,25 @@ def test_login_brings_the_providers_groups_and_clones_a_private_repository(world
     pushes = [r for r in git_server.requests if "git-receive-pack" in r.path + r.query]
     assert any(r.user == "alice" and r.status == 200 for r in pushes)
 
-    # the token is nowhere: not in the workspace (.git/config included), the server's
-    # files and logs, the hub's log, the progress
-    secret = provider_token(world, "alice")
+    # an expired access token is renewed with the refresh token: a push after its lifetime
+    first = provider_token(world, "alice")
+    time.sleep(TTL + 2)
+    out, error = run_in_kernel(hub, "alice", "notes", push.replace("from-codespace", "later"))
+    assert error is None and out.startswith("0 "), out
+    second = provider_token(world, "alice")
+    assert second != first
+
+    # the tokens are nowhere: not in the workspace (.git/config included), the server's
+    # files and logs, the hub's log, the progress, the database (auth_state is encrypted)
     places = [hub.data_dir / "workspaces" / "alice", hub.data_dir / "servers" / "alice"]
-    for place in places:
-        for path, text in every_file_text(place):
-            assert secret not in text, path
-    assert secret not in hub.log_text()
     database = (hub.data_dir / "jupyterhub.sqlite").read_bytes()
-    assert secret.encode() not in database  # auth_state is kept encrypted
-    assert secret not in json.dumps(events)
+    for secret in (first, second):
+        for place in places:
+            for path, text in every_file_text(place):
+                assert secret not in text, path
+        assert secret not in hub.log_text()
+        assert secret.encode() not in database
+        assert secret not in json.dumps(events)
     config = (hub.data_dir / "workspaces" / "alice" / "notes" / ".git" / "config").read_text()
     assert git_server.url in config and "extraHeader" not in config
 
