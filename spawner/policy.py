@@ -20,43 +20,15 @@ become invalid keeps the last good rules (and the hub logs why).
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterable, Sequence
-from pathlib import Path
 from typing import Any
 
 from tornado import web
 from traitlets import Float, HasTraits, Unicode
 
-from codespace.policy import POLICY_ENV, Effective, Policy, PolicyRefused, load_policy
+from codespace.policy import POLICY_ENV, Effective, PolicyRefused, read_policy
 from codespace.policy.gpu import gpu_amount
-from codespace.spec.errors import SpecError
 from codespace.spec.model import Codespace
-
-log = logging.getLogger("JupyterHub")
-_loaded: dict[str, tuple[float, Policy]] = {}  # path -> (mtime, policy): one read per change
-
-
-def read_policy(path: str) -> Policy | None:
-    """The policy at ``path`` (cached until the file changes); None without one."""
-    if not path:
-        return None
-    try:
-        mtime = Path(path).stat().st_mtime
-    except OSError as error:
-        raise SpecError(f"{path}: the policy file cannot be read: {error}") from None
-    cached = _loaded.get(path)
-    if cached and cached[0] == mtime:
-        return cached[1]
-    try:
-        policy = load_policy(path)
-    except SpecError as error:
-        if cached is None:
-            raise
-        log.error("The policy file %s is invalid, the last good one stays:\n%s", path, error)
-        return cached[1]
-    _loaded[path] = (mtime, policy)
-    return policy
 
 
 def start_refused(error: Exception) -> web.HTTPError:

@@ -44,7 +44,7 @@ This package is pure (pydantic and PyYAML): no hub, server or Kubernetes imports
 
 from .effective import DEFAULT, POLICY_ENV, Effective, Grant, Policy, PolicyRefused
 from .gpu import gpu_amount
-from .load import PolicyError, load_policy, parse_policy
+from .load import PolicyError, load_policy, parse_policy, read_policy
 from .model import ANY, RULES, Memory, PolicyFile, Rules
 
 __all__ = [
@@ -63,4 +63,5 @@ __all__ = [
     "gpu_amount",
     "load_policy",
     "parse_policy",
+    "read_policy",
 ]

@@ -9,6 +9,7 @@ keys up in the Codespace model, so the policy's own (smaller) mapping lives here
 from __future__ import annotations
 
 import difflib
+import logging
 import os
 from typing import Any
 
@@ -31,6 +32,34 @@ _SHAPES = {
 
 class PolicyError(SpecError):
     """The policy file cannot be read; ``diagnostics`` say why, each ``file:line:col``."""
+
+
+log = logging.getLogger(__name__)
+_loaded: dict[str, tuple[float, Policy]] = {}  # path -> (mtime, policy): one read per change
+
+
+def read_policy(path: str) -> Policy | None:
+    """The policy at ``path`` for a running service: read again only when the file changes;
+    a file that became invalid keeps the last good rules (logged). None without a path; an
+    unreadable or invalid file with no good rules before is a :class:`PolicyError`."""
+    if not path:
+        return None
+    try:
+        mtime = os.stat(path).st_mtime
+    except OSError as error:
+        raise PolicyError.at(Location(path), f"the policy file cannot be read: {error}") from None
+    cached = _loaded.get(path)
+    if cached and cached[0] == mtime:
+        return cached[1]
+    try:
+        policy = load_policy(path)
+    except SpecError as error:
+        if cached is None:
+            raise
+        log.error("The policy file %s is invalid, the last good one stays:\n%s", path, error)
+        return cached[1]
+    _loaded[path] = (mtime, policy)
+    return policy
 
 
 def load_policy(path: str | os.PathLike[str]) -> Policy:

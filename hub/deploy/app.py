@@ -40,7 +40,7 @@ from codespace.deploy import metrics
 from codespace.deploy.backend import DeployError, DeploymentExists, DeploymentNotFound
 from codespace.deploy.manager import DeployManager, Source
 from codespace.deploy.models import DeploymentSpec
-from codespace.policy import PolicyRefused, load_policy
+from codespace.policy import PolicyRefused, read_policy
 from hub.deploy.isolation import HubConfiner
 from hub.deploy.proxy import forward
 
@@ -96,11 +96,11 @@ class _Handler(web.RequestHandler):
 
     def check_policy(self) -> None:
         """The owner's group policy must allow local deployments (403 naming the rule)."""
-        path = self.settings.get("policy_file")
-        if not path:
+        policy = read_policy(self.settings.get("policy_file") or "")
+        if policy is None:
             return
         try:
-            load_policy(path).for_groups(getattr(self, "_groups", [])).check_deploy_backend("local")
+            policy.for_groups(getattr(self, "_groups", [])).check_deploy_backend("local")
         except PolicyRefused as error:
             raise web.HTTPError(403, str(error)) from None
 

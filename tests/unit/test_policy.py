@@ -14,6 +14,7 @@ from codespace.policy import (
     gpu_amount,
     load_policy,
     parse_policy,
+    read_policy,
 )
 from codespace.spec.errors import SpecError
 from codespace.spec.model import GpuRequest
@@ -307,3 +308,19 @@ def test_cli_check_prints_the_effective_rules_of_groups(tmp_path, capsys):
     assert rows["maxCodespaces"].split() == ["2", "gpu-team"]
     assert rows["deployBackends"].split() == ["*", "(any)", "students"]
     assert "alumni" in err
+
+
+def test_a_running_service_keeps_the_last_good_policy_when_the_file_breaks(tmp_path) -> None:
+    import os
+
+    path = tmp_path / "policy.yaml"
+    path.write_text("default:\n  maxCodespaces: 2\n")
+    assert read_policy(str(path)).for_groups([]).maxCodespaces.value == 2
+    path.write_text("default:\n  maxCodespace: 3\n")
+    os.utime(path, (1, 1))  # a new modification time: read again
+    assert read_policy(str(path)).for_groups([]).maxCodespaces.value == 2  # the last good
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("default:\n  maxCodespace: 3\n")
+    with pytest.raises(PolicyError, match="maxCodespace"):
+        read_policy(str(broken))  # no good rules before: the error
+    assert read_policy("") is None
