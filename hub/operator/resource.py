@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from codespace.options import UserOptions
+from spawner.form import validate_options
 
 Action = Literal["start", "stop", "restart", "wait", "none"]
 
@@ -42,15 +42,16 @@ class CodespaceSpec(BaseModel):
         return self.name or resource_name
 
     def options(self) -> dict[str, Any]:
-        """The user options of the start, checked like the REST API's (ValueError)."""
-        options = UserOptions(
-            repo=self.repository,
-            ref=self.ref,
-            profile=self.profile,
-            datasets=self.datasets,
-            gpu=self.gpu,
+        """The user options of the start, checked as the REST API's are (ValueError)."""
+        return validate_options(
+            {
+                "repo": self.repository,
+                "ref": self.ref,
+                "profile": self.profile,
+                "datasets": self.datasets,
+                "gpu": self.gpu,
+            }
         )
-        return options.model_dump(exclude_none=True, exclude_defaults=True) | {"repo": options.repo}
 
 
 @dataclass(frozen=True)
@@ -86,10 +87,9 @@ def same_options(wanted: Mapping[str, Any], running: Mapping[str, Any]) -> bool:
 
     def clean(options: Mapping[str, Any]) -> dict[str, Any]:
         try:
-            parsed = UserOptions.model_validate(dict(options))
+            return validate_options(options)
         except ValueError:
             return dict(options)
-        return parsed.model_dump(exclude_none=True, exclude_defaults=True)
 
     return clean(wanted) == clean(running)
 
