@@ -151,11 +151,7 @@ async def checkout(
             extra_env={**(clone_env or {}), **config},
         )
     target = await _resolve_ref(partial, ref, iso)
-    if target.branch:
-        switch = ["-B", target.branch, target.commit]
-    else:
-        switch = ["--detach", target.commit]
-    await run_git(["checkout", "--quiet", *switch, "--"], cwd=partial, isolation=iso)
+    await _check_out(partial, target, iso)
     _exclude_platform_files(partial, iso)
     if iso.active:
         iso.run(["chmod", "0700", "--", str(partial)])  # the user's alone
@@ -198,8 +194,7 @@ async def switch_ref(
         )
         ref = head.strip().removeprefix("origin/")
     target = await _resolve_ref(workspace, ref, iso)
-    switch = ["-B", target.branch, target.commit] if target.branch else ["--detach", target.commit]
-    await run_git(["checkout", "--quiet", *switch, "--"], cwd=workspace, isolation=iso)
+    await _check_out(workspace, target, iso)
     return f"moved to {wanted} at {target.commit[:12]}"
 
 
@@ -226,6 +221,15 @@ def _trusted_source(repo: str, iso: Isolation) -> Iterator[dict[str, str]]:
 class _Target:
     commit: str
     branch: str | None
+
+
+async def _check_out(path: Path, target: _Target, iso: Isolation) -> None:
+    """Check out ``target``: its branch reset to the commit, else the commit detached."""
+    if target.branch:
+        switch = ["-B", target.branch, target.commit]
+    else:
+        switch = ["--detach", target.commit]
+    await run_git(["checkout", "--quiet", *switch, "--"], cwd=path, isolation=iso)
 
 
 async def _resolve_ref(path: Path, ref: str | None, iso: Isolation) -> _Target:
