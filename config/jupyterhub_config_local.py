@@ -27,10 +27,10 @@ from pathlib import Path
 
 from codespace.activity.cull import parse_duration
 from codespace.local.isolation import host_env
-from hub.app import secret_file
+from hub.app import crypt_key, secret_file
 from hub.cull import configure_culler
 from hub.home import configure_home
-from hub.identity import LoginSettings, configure_identity, crypt_key
+from hub.identity import LoginSettings, configure_identity
 from spawner.metrics import watch_gpus
 
 c = get_config()  # noqa: F821

@@ -20,25 +20,36 @@ import argparse
 import os
 import secrets
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CONFIG_FILE = REPO_ROOT / "config" / "jupyterhub_config_local.py"
 
 
-def secret_file(path: Path, length: int) -> str:
-    """Read a secret, or generate and store it (mode 0600) the first time."""
+def write_private(path: Path, text: str) -> None:
+    """Write ``path`` readable by its owner alone (mode 0600 from its creation)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+
+
+def secret_file(path: Path, length: int, make: Callable[[int], str] = secrets.token_urlsafe) -> str:
+    """Read a secret, or generate it with ``make(length)`` and store it (mode 0600) the
+    first time."""
     if path.exists():
         value = path.read_text().strip()
         if value:
             return value
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    value = secrets.token_urlsafe(length)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(value + "\n")
+    value = make(length)
+    write_private(path, value + "\n")
     return value
+
+
+def crypt_key(path: Path) -> bytes:
+    """The 32-byte key that encrypts ``auth_state`` (hex, mode 0600, made the first time)."""
+    return bytes.fromhex(secret_file(path, 32, secrets.token_hex))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -153,9 +164,7 @@ def login_environment(args: argparse.Namespace, data_dir: Path) -> tuple[dict[st
     if settings.provider == "shared-password":
         return {}, ""
     path = data_dir / "secrets" / "login.json"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(settings.model_dump_json())
+    write_private(path, settings.model_dump_json())
     git = f"; private repositories from {settings.git_url}" if settings.git_url else ""
     return {
         "CODESPACE_HUB_LOGIN": str(path)

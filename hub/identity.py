@@ -246,17 +246,3 @@ def load_login_settings(path: str | Path, **overrides: Any) -> LoginSettings:
         raise SpecError(problems) from None
     except OSError as error:
         raise SpecError(f"login settings: {error}") from None
-
-
-def crypt_key(path: Path) -> bytes:
-    """The 32-byte key that encrypts ``auth_state`` (hex, mode 0600, made the first time)."""
-    import secrets
-
-    if path.exists() and path.read_text().strip():
-        return bytes.fromhex(path.read_text().strip())
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    key = secrets.token_bytes(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(key.hex() + "\n")
-    return key

@@ -13,12 +13,11 @@ import yaml
 from traitlets.config import Config
 
 from codespace.spec.errors import SpecError
-from hub.app import build_parser, hub_environment
+from hub.app import build_parser, crypt_key, hub_environment
 from hub.identity import (
     LoginSettings,
     authenticator_config,
     configure_identity,
-    crypt_key,
     load_login_settings,
 )
 
