@@ -20,6 +20,7 @@ import urllib.request
 from typing import Any
 
 from codespace.gitauth import GitCredential, credential_reply, parse_request
+from codespace.ssh.client import hub_error_message
 
 TIMEOUT = 30.0
 
@@ -47,19 +48,14 @@ def fetch_credential(environ: dict[str, str] | os._Environ[str]) -> GitCredentia
         with urllib.request.urlopen(request, timeout=TIMEOUT) as response:  # noqa: S310
             body = json.loads(response.read())
     except urllib.error.HTTPError as error:
-        print(f"codespace git-credential: the hub says: {_message(error)}", file=sys.stderr)
+        print(
+            f"codespace git-credential: the hub says: {hub_error_message(error)}", file=sys.stderr
+        )
         return None
     except (OSError, ValueError) as error:
         print(f"codespace git-credential: cannot ask the hub: {error}", file=sys.stderr)
         return None
     return GitCredential(f"https://{body['host']}/", body["password"], body["username"])
-
-
-def _message(error: urllib.error.HTTPError) -> str:
-    try:
-        return json.loads(error.read()).get("message") or str(error)
-    except ValueError:
-        return str(error)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -97,7 +97,8 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 _OPENER = urllib.request.build_opener(_NoRedirect)
 
 
-def _message(error: urllib.error.HTTPError) -> str:
+def hub_error_message(error: urllib.error.HTTPError) -> str:
+    """What the hub said in an error answer (its JSON ``message``), else the HTTP reason."""
     try:
         data = json.loads(error.read() or b"null")
     except ValueError:
@@ -136,7 +137,7 @@ class HubClient:
         try:
             return _OPENER.open(request, timeout=timeout or self.timeout)
         except urllib.error.HTTPError as error:
-            message = _message(error)
+            message = hub_error_message(error)
             if error.code in REFUSED:
                 message = f"the hub refused the token ({error.code}: {message})"
             raise HubError(error.code, message) from error
