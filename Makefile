@@ -31,8 +31,10 @@ install-extension: $(VENV)/.installed install-node
 install-system:
 	@bash scripts/install-system.sh
 
-## run: install, then start the hub on 127.0.0.1 and print the URL and how to log in
+## run: install (as root also git, bubblewrap and sshd), then start the hub on 127.0.0.1 and
+## print the URL and how to log in
 run: install
+	@bash scripts/install-system.sh --run
 	$(BIN)/codespace-hub $(HUB_ARGS)
 
 ## test: install test dependencies (Debian and npm packages when root), then run pytest

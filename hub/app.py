@@ -284,6 +284,10 @@ def describe_trust(data_dir: Path, *, sandbox: bool, roots: list[str]) -> str:
         local,
     ]
     if not (sandbox and host_sandbox().ok):
+        lines.append(
+            "warning: without the sandbox a user's codespaces can reach the environments that "
+            "user builds (shared with the others as built)"
+        )
         lines += [f"warning: {problem}" for problem in traversal_problems(*platform_dirs())]
     return "\n    ".join(lines)
 

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Debian packages used by the tests and the local hub. Installs only as root and only
 # what is missing; as another user it says what it would need.
+# --run: only what the hub itself uses when it runs (`make run`): git, the sandbox, sshd.
 set -euo pipefail
+RUN_PACKAGES=(git bubblewrap openssh-server openssh-client)
 # libkrb5-dev libxkbfile-dev libsecret-1-dev: native modules of code-server (install-node.sh)
 # bubblewrap: the codespace sandbox (codespace/local/sandbox.py)
 # slurm-wlm slurmrestd munge slurm-client slurm-wlm-jwt-plugin: the private Slurm the Slurm job
@@ -9,6 +11,9 @@ set -euo pipefail
 PACKAGES=(git openssh-server openssh-client ripgrep chromium libkrb5-dev libxkbfile-dev libsecret-1-dev
     bubblewrap)
 PACKAGES+=(slurm-wlm slurmrestd munge slurm-client slurm-wlm-jwt-plugin)
+if [ "${1:-}" = "--run" ]; then
+    PACKAGES=("${RUN_PACKAGES[@]}")
+fi
 missing=()
 for package in "${PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" \

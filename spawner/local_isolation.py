@@ -13,7 +13,9 @@ per start. The layout (``<data>`` is 0711 root):
   spec, logs) and, owned by the account, ``env/`` (its pip layer), ``vscode/``, ``state/``;
 - ``homes/<account>/`` the account's home, 0700;
 - ``build-cache/<account>/`` uv's cache for the account's builds; ``build-cache`` is 0700
-  root, so only a build's sandbox (which binds it) reaches it, never a codespace;
+  root, so only a build's sandbox (which binds it) reaches it, never a codespace (without the
+  sandbox it is 0711: the builds, run as the account, must enter it; see
+  :func:`build_cache_dir`);
 - ``env-cache/envs/<key>/`` built by the account in a sandbox, then root's and read-only.
 """
 
@@ -96,9 +98,23 @@ def prepare_account(settings: Settings, hub_user: str, workspace: Path, server_d
     own_dir(server_dir, None, mode=0o711)
     for name in ACCOUNT_DIRS:
         own_dir(server_dir / name, account, mode=0o700)
-    own_dir(data / "build-cache", None, mode=0o700)
-    own_dir(data / "build-cache" / account.name, account, mode=0o700)
+    build_cache_dir(data, account, sandboxed=settings.sandbox and host_sandbox().ok)
     return account
+
+
+def build_cache_dir(data_dir: Path, account: Account, *, sandboxed: bool) -> Path:
+    """``build-cache/<account>``, the account's own (0700): uv's cache for its builds.
+
+    In the sandbox a build reaches it through a bind made as root, so ``build-cache`` is 0700
+    root and no codespace can reach any cache. Without the sandbox the build runs as the
+    account on the real file system and must traverse ``build-cache``: it is 0711 (enter, not
+    list), so an account reaches its own cache only; its codespaces then reach it too (the
+    README's trust model says what that means for shared environments).
+    """
+    own_dir(data_dir / "build-cache", None, mode=0o700 if sandboxed else 0o711)
+    cache = data_dir / "build-cache" / account.name
+    own_dir(cache, account, mode=0o700)
+    return cache
 
 
 def codespace_cgroup(settings: Settings, key: str, limits: CgroupLimits) -> Cgroup | None:

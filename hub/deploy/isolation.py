@@ -55,8 +55,7 @@ class HubConfiner:
         if not self.isolate or owner in self._accounts:
             return
         account = ensure_account(owner, home_root=self.data_dir / "homes")
-        own_dir(self.data_dir / "build-cache", None, mode=0o700)
-        own_dir(self.data_dir / "build-cache" / account.name, account, mode=0o700)
+        local_isolation.build_cache_dir(self.data_dir, account, sandboxed=self.sandbox)
         self._accounts[owner] = account
 
     def enforces_limits(self) -> bool:
