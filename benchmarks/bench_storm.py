@@ -11,6 +11,12 @@ cgroups and the sandbox when run as root), measured in the same run:
 - **hub API**: the p95 latency of ``GET /hub/api/users/<name>`` polled every 50 ms by
   another client during the storm (target < 100 ms).
 
+It also prints the floor the CPU sets for the spawn ratio. The storm is CPU-bound: N starts
+need N times a start's CPU, so the last are ready no sooner than ``storm CPU / cores``; a
+single start on a quiet machine takes ``single CPU / parallelism`` (its processes overlap:
+hub, git, the server). Hence ``p95 / single >= 0.95 * storm CPU / cores / single``, about
+``0.95 * N / cores * (single CPU / single wall)``: cheaper starts shorten both sides alike.
+
 ``BENCH_USERS`` (default 20) sets N.
 """
 
@@ -106,7 +112,11 @@ def main() -> None:
             probe.join()
             with ThreadPoolExecutor(max_workers=USERS) as pool:  # a quiet machine again
                 list(pool.map(lambda user: hub.stop(user, "storm"), users))
-            singles = [spawn(hub, f"single{run}", repo) for run in range(SINGLE_RUNS)]
+            singles, single_cpu = [], []
+            for run in range(SINGLE_RUNS):
+                before = cpu_seconds()[0]
+                singles.append(spawn(hub, f"single{run}", repo))
+                single_cpu.append(cpu_seconds()[0] - before)
             single = statistics.median(seconds for seconds, _, _ in singles)
             single_steps = singles[0][2]
     times = [seconds for seconds, _, _ in results]
@@ -121,6 +131,14 @@ def main() -> None:
     print(
         f"storm spawn p95 {storm_p95:.2f} s (median {statistics.median(times):.2f} s) "
         f"vs single spawn {single:.2f} s: {storm_p95 / single:.2f}x (target <= 4x)"
+    )
+    cores = os.cpu_count() or 1
+    floor = 0.95 * busy / cores
+    print(
+        f"CPU floor: a single spawn used {statistics.median(single_cpu):.2f} CPU-s in "
+        f"{single:.2f} s; the storm's {busy:.1f} CPU-s on {cores} cores put its p95 at "
+        f">= {floor:.1f} s, {floor / single:.1f}x a single spawn "
+        f"(measured: {storm_p95 / floor:.2f}x that floor)"
     )
     print(f"environment builds during the storm: {builds} (target: 1)")
     print(

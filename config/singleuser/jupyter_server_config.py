@@ -5,9 +5,15 @@
 from pathlib import Path
 
 from extensions.sshd import setup_sshd
+from extensions.startup import node_roots, skip_yarn_config
 from extensions.vscode import setup_code_server
 
 c = get_config()  # noqa: F821
+
+# No Node.js processes at start for building JupyterLab or finding language servers
+# (extensions/startup.py: about 1 CPU-second of a 2-second start).
+skip_yarn_config()
+c.LanguageServerManager.node_roots = node_roots()
 
 # Terminal input (not output) is codespace activity (extensions/activity.py).
 c.TerminalsExtensionApp.terminal_manager_class = "extensions.activity.InputTerminalManager"
