@@ -226,8 +226,9 @@ def load_login_settings(path: str | Path, **overrides: Any) -> LoginSettings:
     values over it; errors name the file, line and key (:class:`SpecError`)."""
     from pydantic import ValidationError
 
-    from codespace.spec.errors import Diagnostic, SpecError
-    from codespace.spec.parse import parse_yaml
+    from codespace.spec.errors import SpecError
+    from codespace.spec.parse import Document, parse_yaml
+    from codespace.spec.validate import diagnostics, model_unknown_key
 
     document = parse_yaml(Path(path).read_text(), str(path)) if path else None
     data = dict(document.data or {}) if document else {}
@@ -237,12 +238,8 @@ def load_login_settings(path: str | Path, **overrides: Any) -> LoginSettings:
     try:
         return LoginSettings.model_validate(data)
     except ValidationError as error:
-        problems = []
-        for item in error.errors(include_url=False):
-            where = ".".join(str(part) for part in item["loc"])
-            location = document.locate(tuple(item["loc"])) if document else None
-            message = str(item["msg"]).removeprefix("Value error, ")
-            problems.append(Diagnostic(f"{where}: {message}" if where else message, location))
-        raise SpecError(problems) from None
+        where = document or Document("the --login flags", data)
+        unknown = model_unknown_key(LoginSettings)
+        raise SpecError(diagnostics(error, where, unknown_key=unknown)) from None
     except OSError as error:
         raise SpecError(f"login settings: {error}") from None

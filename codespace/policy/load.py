@@ -1,23 +1,21 @@
 """Read a policy file into a :class:`~codespace.policy.effective.Policy`, errors at file:line:col.
 
 The text is parsed by :func:`codespace.spec.parse.parse_yaml`, which remembers where every
-value was written, and each pydantic error is mapped back to that place, as
-:mod:`codespace.spec.validate` does for ``codespace.yaml``. That module's "did you mean" looks
-keys up in the Codespace model, so the policy's own (smaller) mapping lives here.
+value was written, and each pydantic error is mapped back to that place by
+:func:`codespace.spec.validate.diagnostics`, as for ``codespace.yaml``, with the policy's own
+key lists for "did you mean" (rules are named in camelCase only).
 """
 
 from __future__ import annotations
 
-import difflib
 import logging
 import os
-from typing import Any
 
 from pydantic import ValidationError
 
-from codespace.spec.errors import Diagnostic, Location, SpecError
-from codespace.spec.parse import Document, Path_, parse_yaml
-from codespace.spec.validate import dotted, is_scalar
+from codespace.spec.errors import Location, SpecError
+from codespace.spec.parse import Path_, parse_yaml
+from codespace.spec.validate import diagnostics, unknown_key_message
 
 from .effective import Policy
 from .model import RULES, PolicyFile
@@ -91,50 +89,14 @@ def parse_policy(text: str, file: str = "policy.yaml") -> Policy:
     try:
         rules = PolicyFile.model_validate(document.data)
     except ValidationError as error:
-        raise PolicyError(policy_diagnostics(error, document)) from None
+        raise PolicyError(
+            diagnostics(error, document, unknown_key=_unknown_key, shapes=_SHAPES)
+        ) from None
     return Policy(rules, file)
-
-
-def policy_diagnostics(error: ValidationError, document: Document) -> list[Diagnostic]:
-    """One diagnostic per pydantic error, at the place in ``document`` it is about."""
-    result = []
-    for item in error.errors(include_url=False):
-        path = _data_path(document.data, item["loc"])
-        if item["type"] == "extra_forbidden":
-            message = _unknown_key(path)
-            location = document.locate(path, key=True)
-        else:
-            message = _SHAPES.get(item["type"]) or str(item["msg"]).removeprefix("Value error, ")
-            if item["type"] != "value_error" and is_scalar(item.get("input")):
-                message = f"{message} (got {item['input']!r})"
-            location = document.locate(path)
-        where = dotted(path)
-        result.append(Diagnostic(f"{where}: {message}" if where else message, location))
-    return sorted(result, key=lambda d: (d.location or Location(""), d.message))
-
-
-def _data_path(data: Any, loc: tuple[Any, ...]) -> Path_:
-    """The steps of ``loc`` down to the value (or, for an unknown key, the key) in ``data``."""
-    path: list[str | int] = []
-    current = data
-    for step in loc:
-        if not isinstance(current, dict) or not isinstance(step, str):
-            break
-        path.append(step)
-        if step not in current:
-            break
-        current = current[step]
-    return tuple(path)
 
 
 def _unknown_key(path: Path_) -> str:
     key = str(path[-1]) if path else ""
-    known = list(TOP_KEYS) if len(path) == 1 else list(RULES)
-    close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
-    if not close:
-        lowered = {name.lower(): name for name in known}
-        close = [lowered[key.lower()]] if key.lower() in lowered else []
-    if close:
-        return f"unknown key; did you mean {close[0]!r}?"
-    where = "a policy file" if len(path) == 1 else "a section"
-    return f"unknown key ({where} has: {', '.join(known)})"
+    if len(path) == 1:
+        return unknown_key_message(key, list(TOP_KEYS), "a policy file has")
+    return unknown_key_message(key, list(RULES), "a section has")

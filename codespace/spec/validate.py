@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import types
 import typing
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -28,7 +29,21 @@ def validate(document: Document) -> Codespace:
         raise SpecError(diagnostics(error, document)) from None
 
 
-def diagnostics(error: ValidationError, document: Document) -> list[Diagnostic]:
+def diagnostics(
+    error: ValidationError,
+    document: Document,
+    *,
+    unknown_key: Callable[[Path_], str] | None = None,
+    shapes: Mapping[str, str] | None = None,
+) -> list[Diagnostic]:
+    """One diagnostic per place in ``document`` that pydantic's ``error`` is about, sorted.
+
+    ``unknown_key(path)`` words an unknown key (default: a "did you mean" from the
+    :class:`Codespace` model); ``shapes`` words an error type in the file's terms (for
+    example ``model_type``), else pydantic's message is used. Used for every YAML file a
+    user writes: ``codespace.yaml``, the policy file, the login settings.
+    """
+    unknown_key = unknown_key or _unknown_key
     grouped: dict[Path_, list[dict[str, Any]]] = {}
     for item in error.errors(include_url=False):
         path = _data_path(document.data, item["loc"])
@@ -37,10 +52,11 @@ def diagnostics(error: ValidationError, document: Document) -> list[Diagnostic]:
     for path, items in grouped.items():
         first = items[0]
         if first["type"] == "extra_forbidden":
-            message = _unknown_key(path)
+            message = unknown_key(path)
             location = document.locate(path, key=True)
         else:
-            messages = list(dict.fromkeys(_message(item) for item in items))
+            worded = (shapes or {}).get(first["type"])
+            messages = [worded] if worded else list(dict.fromkeys(map(_message, items)))
             message = messages[0] if len(messages) == 1 else " or ".join(messages)
             if first["type"] not in ("missing", "value_error") and is_scalar(first.get("input")):
                 message = f"{message} (got {first['input']!r})"
@@ -95,8 +111,19 @@ def dotted(path: Path_) -> str:
 
 
 def _unknown_key(path: Path_) -> str:
-    key = str(path[-1]) if path else ""
-    known = allowed_keys(path[:-1])
+    return unknown_key_message(str(path[-1]) if path else "", allowed_keys(path[:-1]))
+
+
+def model_unknown_key(model: type[BaseModel]) -> Callable[[Path_], str]:
+    """``unknown_key`` for :func:`diagnostics` of a file shaped like ``model``."""
+    return lambda path: unknown_key_message(
+        str(path[-1]) if path else "", allowed_keys(path[:-1], model)
+    )
+
+
+def unknown_key_message(key: str, known: list[str], listing: str = "allowed") -> str:
+    """ "unknown key; did you mean 'x'?" (a close or differently-cased name in ``known``),
+    else the ``known`` names after ``listing``."""
     message = "unknown key"
     close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
     if not close:
@@ -105,13 +132,13 @@ def _unknown_key(path: Path_) -> str:
     if close:
         message += f"; did you mean {close[0]!r}?"
     elif known:
-        message += f" (allowed: {', '.join(sorted(known))})"
+        message += f" ({listing}: {', '.join(sorted(known))})"
     return message
 
 
-def allowed_keys(path: Path_) -> list[str]:
-    """Field names (and aliases) the model accepts at ``path``."""
-    annotation: Any = Codespace
+def allowed_keys(path: Path_, model: type[BaseModel] = Codespace) -> list[str]:
+    """Field names (and aliases) ``model`` accepts at ``path``."""
+    annotation: Any = model
     for step in path:
         annotation = _step(annotation, step)
         if annotation is None:
