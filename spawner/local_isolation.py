@@ -32,10 +32,12 @@ from pathlib import Path
 from codespace.envbuild.uv import BuildAs
 from codespace.local.accounts import (
     Account,
+    AccountError,
     chown_tree,
     ensure_account,
     harden_data_dir,
     own_dir,
+    traversal_problems,
     user_dirs,
 )
 from codespace.local.isolation import Isolation
@@ -84,9 +86,21 @@ class Settings:
 
 
 def prepare_account(settings: Settings, hub_user: str, workspace: Path, server_dir: Path):
-    """The account for ``hub_user`` and the directories of one server (blocking; see doc)."""
+    """The account for ``hub_user`` and the directories of one server (blocking; see doc).
+
+    Without the sandbox the account must reach the platform and the data directory on the
+    real file system: when it cannot (a Python under ``/root``), the start is refused with
+    the directory to fix, before anything is made."""
     data = settings.data_dir
     data.mkdir(parents=True, exist_ok=True)
+    sandboxed = settings.sandbox and host_sandbox().ok
+    problems = [] if sandboxed else traversal_problems(*platform_dirs(), data)
+    if problems:
+        why = host_sandbox().reason if settings.sandbox else "--no-sandbox"
+        raise AccountError(
+            f"codespaces cannot run as their own account without the sandbox ({why}): "
+            + "; ".join(problems)
+        )
     account = ensure_account(hub_user, home_root=data / "homes")
     for name in ("workspaces", "servers"):
         own_dir(data / name, None, mode=0o711)
@@ -98,7 +112,7 @@ def prepare_account(settings: Settings, hub_user: str, workspace: Path, server_d
     own_dir(server_dir, None, mode=0o711)
     for name in ACCOUNT_DIRS:
         own_dir(server_dir / name, account, mode=0o700)
-    build_cache_dir(data, account, sandboxed=settings.sandbox and host_sandbox().ok)
+    build_cache_dir(data, account, sandboxed=sandboxed)
     return account
 
 

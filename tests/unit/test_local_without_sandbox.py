@@ -1,4 +1,9 @@
-"""spawner.local_isolation.build_cache_dir: who reaches uv's cache of an account's builds."""
+"""A root hub without the sandbox (--no-sandbox, or no bubblewrap): what accounts reach.
+
+spawner.local_isolation: each account's builds reach its own uv cache and nobody else's; a
+platform the accounts cannot reach refuses the start with the directory to fix; the banner
+says what running without the sandbox means.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from codespace.local.accounts import Account
-from spawner.local_isolation import build_cache_dir
+from codespace.local.accounts import Account, AccountError
+from codespace.local.limits import CgroupLimits
+from spawner import local_isolation
+from spawner.local_isolation import Settings, build_cache_dir, prepare_account
 from tests.helpers.confinement import TestAccounts, making_accounts
 
 
@@ -66,3 +73,36 @@ def test_the_banner_warns_when_builds_run_without_the_sandbox(data_dir: Path) ->
         return
     assert "sandbox off (--no-sandbox)" in banner
     assert "can reach the environments that user builds" in banner
+
+
+def _settings(data_dir: Path) -> Settings:
+    limits = CgroupLimits.parse(cpu=None, memory=None)
+    return Settings(data_dir / "hub", False, limits, limits, cpu_weight=25)
+
+
+def test_a_platform_the_accounts_cannot_reach_refuses_the_start_before_anything_is_made(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    closed = data_dir / "root-only"
+    (closed / "python").mkdir(parents=True)
+    os.chmod(closed, 0o700)  # like /root holding a pyenv Python
+    monkeypatch.setattr(local_isolation, "platform_dirs", lambda: (closed / "python",))
+    hub_user = "cstest-unreachable"
+    with pytest.raises(AccountError) as refused:
+        prepare_account(_settings(data_dir), hub_user, data_dir / "w" / "x", data_dir / "s" / "x")
+    message = str(refused.value)
+    assert "without the sandbox (--no-sandbox)" in message
+    assert f"{closed} is mode 0700" in message and "chmod o+x" in message
+    assert list((data_dir / "hub").iterdir()) == []  # no account, no directories
+    assert not (data_dir / "w").exists()
+
+
+def test_a_reachable_platform_starts_as_the_account(
+    data_dir: Path, test_accounts: TestAccounts, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(local_isolation, "platform_dirs", lambda: (Path("/usr"),))
+    hub_user = test_accounts.make().name.removeprefix("cs-")
+    account = prepare_account(
+        _settings(data_dir), hub_user, data_dir / "hub/workspaces/u/x", data_dir / "hub/servers/u/x"
+    )
+    assert (data_dir / "hub/build-cache" / account.name).stat().st_uid == account.uid
