@@ -21,8 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from codespace.envbuild import UvEnvBuilder
-from codespace.envbuild.kernel import kernel_layer_requirements
+from codespace.local.envbuild import UvEnvBuilder
+from codespace.local.envbuild.kernel import kernel_layer_requirements
 from codespace.spec.model import Codespace, Python
 from tests.helpers.repos import fixture_repo
 

@@ -1,6 +1,6 @@
 """``CODESPACE_ERRORS.md``: what went wrong at a start, and how to retry, in both modes.
 
-The local start (:mod:`codespace.prepare`) and a pod's entrypoint
+The local start (:mod:`codespace.local.prepare`) and a pod's entrypoint
 (:mod:`codespace.kube.entrypoint`) write it into the workspace from the launch plan's
 problems (what failed: a configuration error, an environment build, a lifecycle command)
 and warnings (what the mode did not honour), so nothing a repository asks for is dropped

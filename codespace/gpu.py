@@ -9,7 +9,7 @@ through environment variables (frameworks can read them, nothing enforces them).
 mode) and ``shared`` for a local share (Kubernetes names its sharing technology instead).
 
 Discovery is the only I/O here (``nvidia-smi``); :func:`grant` is pure. Which GPUs other
-codespaces hold is tracked by :mod:`codespace.gpu_grants`.
+codespaces hold is tracked by :mod:`codespace.local.gpu_grants`.
 """
 
 from __future__ import annotations

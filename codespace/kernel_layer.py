@@ -8,10 +8,10 @@ the platform's package) so that only ``codespace`` (not the hub, spawners or ext
 enters the environment. The kernelspec is named :data:`KERNEL_NAME` and runs the
 environment's Python.
 
-The local mode installs it with :class:`codespace.envbuild.uv.UvEnvBuilder`; an image build
+The local mode installs it with :class:`codespace.local.envbuild.uv.UvEnvBuilder`; an image build
 runs :func:`kernel_layer_commands` (``codespace.kube.image`` renders them as ``RUN`` lines).
 Both take the requirements from :func:`kernel_layer_requirements`, the link and the
-kernelspec from :mod:`codespace.envbuild.kernel`.
+kernelspec from :mod:`codespace.local.envbuild.kernel`.
 
 Pure: nothing happens at import; the functions read only installed distributions' versions.
 """
@@ -30,7 +30,7 @@ LAYER_DIR = "codespace-layer"  # inside the environment: holds the ``codespace``
 PTH_NAME = "codespace_kernel_layer.pth"
 # Run by the platform's Python: link ``codespace`` and write the kernelspec into an env.
 # ``-I``: nothing from the working directory or PYTHON* variables shadows the platform.
-LINK_CODE = "import sys; from codespace.envbuild.kernel import main; sys.exit(main())"
+LINK_CODE = "import sys; from codespace.local.envbuild.kernel import main; sys.exit(main())"
 
 
 def _platform_pin(distribution: str, fallback: str) -> str:
@@ -44,7 +44,7 @@ def kernel_layer_requirements() -> list[str]:
     """Requirements of the kernel layer (installed after the repository's own).
 
     pip is part of it so that ``pip install`` works in every codespace: it installs into the
-    codespace's own layer (:mod:`codespace.envbuild.overlay`), never into the shared env.
+    codespace's own layer (:mod:`codespace.local.envbuild.overlay`), never into the shared env.
     """
     return ["ipykernel>=6.29", _platform_pin("ipywidgets", "ipywidgets>=8.1"), "pip"]
 

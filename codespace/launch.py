@@ -6,7 +6,7 @@ kernel layer), the server's environment variables, the proxied apps, the dataset
 the GPU request, the lifecycle commands, and whether this is a recovery codespace and why.
 It is pure: no file, process or network is touched.
 
-Each mode renders the same plan: the local spawner into processes (:mod:`codespace.prepare`),
+Each mode renders the same plan: the local spawner into processes (:mod:`codespace.local.prepare`),
 the Kubernetes spawner into KubeSpawner's traits and the image build Job
 (:mod:`codespace.kube.plan`), and the pod's entrypoint (:mod:`codespace.kube.entrypoint`)
 runs its lifecycle commands. Jobs, deployments and SSH read the same plan, so they run in

@@ -25,7 +25,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from codespace.vscode import code_server_argv, install_argv, plan_extensions
+from codespace.local.vscode import code_server_argv, install_argv, plan_extensions
 from extensions import vscode_activity
 
 

@@ -29,9 +29,9 @@ from urllib.parse import quote, urlencode
 
 from codespace.activity.sources import DESCRIPTIONS, iso
 from codespace.activity.store import ServerActivity
-from codespace.envbuild.overlay import MARKER as LAYER_MARKER
-from codespace.envbuild.uv import MARKER as ENV_MARKER
-from codespace.prepare import LAYER_DIR
+from codespace.local.envbuild.overlay import MARKER as LAYER_MARKER
+from codespace.local.envbuild.uv import MARKER as ENV_MARKER
+from codespace.local.prepare import LAYER_DIR
 
 NAME_MAX = 30  # JupyterHub 6's limit for server names
 _SLUG_RUN = re.compile(r"[^a-z0-9]+")

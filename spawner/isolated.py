@@ -20,7 +20,7 @@ from codespace.datasets.backend import DatasetError
 from codespace.datasets.catalog import Catalog
 from codespace.local.isolation import Isolation, trust_files
 from codespace.local.limits import Cgroup, CgroupLimits
-from codespace.prepare import LocalPaths
+from codespace.local.prepare import LocalPaths
 from codespace.spec.model import Codespace
 from spawner import local_isolation as isolation
 from spawner.progress import ProgressLog

@@ -1,6 +1,6 @@
 """``LocalCodespaceSpawner``: a codespace on the hub's own machine.
 
-A start runs :func:`codespace.prepare.prepare` (fetch, resolve, environment, lifecycle; each a
+A start runs :func:`codespace.local.prepare.prepare` (fetch, resolve, environment, lifecycle; each a
 progress event on the spawn page) and then starts ``jupyterhub-singleuser`` from the platform
 environment as a local process, with the workspace as its root, the repository's uv
 environment as the default kernel and the environment of terminals and VS Code. Datasets
@@ -8,7 +8,7 @@ environment as the default kernel and the environment of terminals and VS Code. 
 hub's dataset catalog before the lifecycle commands run (:mod:`codespace.datasets.attach`).
 A GPU request (``resources.gpu``) is granted from this machine's NVIDIA GPUs right after the
 spec is read (:mod:`codespace.gpu`; whole GPUs are not given to two running servers, see
-:mod:`codespace.gpu_grants`); a request that cannot be met ends the start unless optional.
+:mod:`codespace.local.gpu_grants`); a request that cannot be met ends the start unless optional.
 
 When the hub runs as root, each hub user's codespaces run as a system account of their own,
 each in a cgroup with its limits and a bubblewrap sandbox (:mod:`spawner.isolated`); without
@@ -36,17 +36,17 @@ from traitlets import Bool, Dict, Float, Integer, List, Unicode, default
 
 from codespace.datasets.attach import LocalDatasetSettings, extension_config
 from codespace.datasets.catalog import CATALOG_ENV
-from codespace.envbuild import KERNEL_NAME, UvEnvBuilder
-from codespace.envbuild.uv import BuildAs
 from codespace.git import GitError
 from codespace.gpu import GpuUnavailable
 from codespace.lifecycle_runner import job_text, runner_argv
+from codespace.local.envbuild import KERNEL_NAME, UvEnvBuilder
+from codespace.local.envbuild.uv import BuildAs
 from codespace.local.isolation import Isolation, host_env
+from codespace.local.prepare import ERRORS_FILE, LocalPaths, Prepared, prepare
+from codespace.local.vscode import plan_extensions
 from codespace.options import UserOptions
 from codespace.policy import PolicyRefused
-from codespace.prepare import ERRORS_FILE, LocalPaths, Prepared, prepare
 from codespace.spec.model import Codespace
-from codespace.vscode import plan_extensions
 from spawner import local_isolation as isolation
 from spawner.form import (
     validate_options,

@@ -2,7 +2,7 @@
 
 Right after the spec is read a codespace's ``resources.gpu`` is granted from this machine's
 NVIDIA GPUs (:mod:`codespace.gpu`); whole GPUs are not given to two running servers
-(:mod:`codespace.gpu_grants`, counted by :class:`spawner.metrics.MeteredGpuRegistry`). A
+(:mod:`codespace.local.gpu_grants`, counted by :class:`spawner.metrics.MeteredGpuRegistry`). A
 request that cannot be met ends the start unless it is optional. With no request the GPUs
 are hidden (``CUDA_VISIBLE_DEVICES`` empty).
 """

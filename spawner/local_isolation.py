@@ -29,7 +29,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from codespace.envbuild.uv import BuildAs
 from codespace.local.accounts import (
     Account,
     AccountError,
@@ -40,6 +39,7 @@ from codespace.local.accounts import (
     traversal_problems,
     user_dirs,
 )
+from codespace.local.envbuild.uv import BuildAs
 from codespace.local.isolation import Isolation
 from codespace.local.limits import Cgroup, CgroupError, CgroupLimits, CgroupSupport, probe
 from codespace.local.sandbox import (

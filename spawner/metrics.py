@@ -18,7 +18,7 @@ process. ``mode`` is ``local`` or ``kubernetes``.
     codespace (a spec error, a failed build)
 ``codespace_gpu_grants_total{mode, sharing}``             GPU requests granted at a start
 ``codespace_gpus_granted{sharing}``                       GPUs held now by local codespaces,
-    read from the GPU registry file at each scrape (:mod:`codespace.gpu_grants`); in a cluster
+    read from the GPU registry file at each scrape (:mod:`codespace.local.gpu_grants`); in a cluster
     the scheduler holds that count (kube-state-metrics' pod resource requests)
 """
 
@@ -36,13 +36,13 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from codespace.gpu import EXCLUSIVE, SHARED, GpuGrant
-from codespace.gpu_grants import GpuRegistry
+from codespace.local.gpu_grants import GpuRegistry
 from codespace.spec.model import GpuRequest
 
 if TYPE_CHECKING:
     from codespace.gpu import Gpu
     from codespace.kube.plan import KubePlan
-    from codespace.prepare import Prepared
+    from codespace.local.prepare import Prepared
 
 # From a warm start (a second or two) to a first image build (half an hour at most).
 PHASE_BUCKETS = (0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600, 1200, 1800)

@@ -6,7 +6,7 @@ carries the time since the spawn started, so the spawn page shows which step is 
 
 The log also marks the start pipeline's *phases* (:data:`PHASES`), for the spawn metrics
 (:mod:`spawner.metrics`): a step whose message starts with ``<phase>:`` (the local pipeline's
-convention, :mod:`codespace.prepare`) or that names its ``phase=`` starts that phase; a
+convention, :mod:`codespace.local.prepare`) or that names its ``phase=`` starts that phase; a
 phase lasts until the next one starts, the last one until the spawn ends.
 """
 

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from codespace.local.isolation import Isolation
-from codespace.prepare import LocalPaths
+from codespace.local.prepare import LocalPaths
 from codespace.ssh.files import SshDir, SshFilesError, write_login_profile
 from codespace.ssh.runtime import (
     CONFIG_ENV,

@@ -63,7 +63,7 @@ from codespace.deploy.serving_env import (
     ensure_serving_env,
 )
 from codespace.deploy.store import DeployStore
-from codespace.envbuild.uv import BuildAs
+from codespace.local.envbuild.uv import BuildAs
 from codespace.local.limits import Cgroup, CgroupError, CgroupLimits
 from codespace.streaming import stream
 

@@ -6,7 +6,7 @@ builds -- once per distinct set, in ``<env-cache>/serving/<key>`` -- a virtualen
 base Python with MLServer, the format's runtime and the layer's packages, every package
 pinned (``uv pip install -c``) to the version the codespace has, and a ``.pth`` that shows
 the codespace's shared environment behind it (the repository's own modules a pickle names).
-It is built as the account in its build sandbox (:class:`~codespace.envbuild.uv.BuildAs`) and
+It is built as the account in its build sandbox (:class:`~codespace.local.envbuild.uv.BuildAs`) and
 then made root's and read-only, like every environment of the cache; the shared environment
 is content-addressed and kept, so a deployment outlives the codespace that made it.
 """
@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from codespace.deploy.serving import constraints, serving_key
-from codespace.envbuild.kernel import site_packages
-from codespace.envbuild.uv import BuildAs, find_uv
+from codespace.local.envbuild.kernel import site_packages
+from codespace.local.envbuild.uv import BuildAs, find_uv
 from codespace.streaming import stream
 
 MARKER = "codespace-serving.json"

@@ -1,6 +1,6 @@
 """How one codespace's processes run: as its account, in its cgroup, in its sandbox.
 
-:class:`Isolation` is what the start pipeline (:mod:`codespace.prepare`) and the spawner hold
+:class:`Isolation` is what the start pipeline (:mod:`codespace.local.prepare`) and the spawner hold
 for one codespace. Without an account (the hub is not root, or isolation is off) every
 method is the identity: commands run as the hub's user, as before.
 

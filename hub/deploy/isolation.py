@@ -14,8 +14,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from urllib.parse import quote
 
-from codespace.envbuild.uv import BuildAs, UvEnvBuilder
 from codespace.local.accounts import Account, ensure_account, own_dir, running_as_root
+from codespace.local.envbuild.uv import BuildAs, UvEnvBuilder
 from codespace.local.isolation import Isolation, host_env
 from codespace.local.limits import Cgroup, CgroupLimits
 from codespace.local.sandbox import ALWAYS_HIDDEN, bwrap_argv, env_python_dirs, platform_dirs

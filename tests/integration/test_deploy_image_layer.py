@@ -22,7 +22,7 @@ from codespace.deploy import kserve
 from codespace.deploy.formats import FORMATS
 from codespace.deploy.image_layer import build, layer_requirements
 from codespace.deploy.models import DeploymentSpec
-from codespace.envbuild.uv import find_uv
+from codespace.local.envbuild.uv import find_uv
 from tests.helpers.hub import free_port
 
 pytestmark = pytest.mark.integration

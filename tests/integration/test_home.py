@@ -19,9 +19,9 @@ import pytest
 import requests
 from tornado import web
 
-from codespace.envbuild.overlay import MARKER as LAYER_MARKER
-from codespace.envbuild.uv import MARKER as ENV_MARKER
-from codespace.prepare import LAYER_DIR
+from codespace.local.envbuild.overlay import MARKER as LAYER_MARKER
+from codespace.local.envbuild.uv import MARKER as ENV_MARKER
+from codespace.local.prepare import LAYER_DIR
 from hub.codespaces import (
     Refused,
     Urls,

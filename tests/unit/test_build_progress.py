@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from codespace.envbuild.progress import BuildProgress
+from codespace.local.envbuild.progress import BuildProgress
 
 
 class Recorder:

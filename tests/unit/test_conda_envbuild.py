@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from codespace.envbuild import UvEnvBuilder, find_uv, install_project
-from codespace.envbuild.install import Unit, install_units
+from codespace.local.envbuild import UvEnvBuilder, find_uv, install_project
+from codespace.local.envbuild.install import Unit, install_units
 from codespace.resolve import resolve
 from tests.helpers.pyindex import local_index, write_pyproject_project, write_setup_py_project
 from tests.helpers.repos import make_wheel
@@ -190,7 +190,7 @@ async def test_an_editable_line_in_requirements_is_linked_per_workspace_not_shar
 ) -> None:
     """``-e .`` in requirements.txt (httpx's shape): the shared environment keeps the
     project's dependencies, each codespace links its own workspace (not the builder's)."""
-    from codespace.envbuild.overlay import ensure_layer
+    from codespace.local.envbuild.overlay import ensure_layer
 
     workspaces = [tmp_path / "alice", tmp_path / "bob"]
     for value, workspace in enumerate(workspaces, start=1):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from codespace.envbuild.conda import (
+from codespace.local.envbuild.conda import (
     NOT_ON_PYPI,
     Mapping,
     conda_to_pypi,

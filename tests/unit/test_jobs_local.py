@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from codespace.envbuild.kernel import env_vars, write_kernelspec
 from codespace.jobs import processes
 from codespace.jobs.backend import JobError, JobNotFound, JobSettings
 from codespace.jobs.local import LOST, LocalJobBackend
@@ -28,6 +27,7 @@ from codespace.jobs.runner import (
     program,
     summarize,
 )
+from codespace.local.envbuild.kernel import env_vars, write_kernelspec
 
 VENV = Path(sys.prefix)
 FAST = {"poll_interval": 0.05, "kill_grace": 0.5}

@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from codespace.client import ApiError, CodespaceClient
-from codespace.envbuild.kernel import env_vars, write_kernelspec
 from codespace.jobs import models, records
+from codespace.local.envbuild.kernel import env_vars, write_kernelspec
 
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
 

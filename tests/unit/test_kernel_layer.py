@@ -18,8 +18,6 @@ from pathlib import Path
 
 import pytest
 
-from codespace.envbuild import uv as local_uv
-from codespace.envbuild.uv import EnvBuildError, EnvPlan, UvEnvBuilder, find_uv
 from codespace.envhash import dockerfile_instructions
 from codespace.kernel_layer import (
     KERNEL_NAME,
@@ -29,6 +27,8 @@ from codespace.kernel_layer import (
     kernel_layer_requirements,
 )
 from codespace.kube.image import ENV_PREFIX, PLATFORM_PYTHON, PLATFORM_UV, render_dockerfile
+from codespace.local.envbuild import uv as local_uv
+from codespace.local.envbuild.uv import EnvBuildError, EnvPlan, UvEnvBuilder, find_uv
 from codespace.spec.model import Codespace
 from codespace.streaming import Finished
 from tests.conftest import missing

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from codespace.datasets import models, records
-from codespace.envbuild.kernel import kernel_layer_requirements
+from codespace.local.envbuild.kernel import kernel_layer_requirements
 from tests.datasets_support import write_catalog
 
 pytest_plugins = ["pytest_jupyter.jupyter_server"]

@@ -1,7 +1,7 @@
 """One launch plan, two renderings: the local start and the pod agree on what a codespace is.
 
 For every repository in ``tests/cases`` that resolves, the local rendering (the server's
-variables as :mod:`codespace.prepare` computes them, the dataset links, the lifecycle
+variables as :mod:`codespace.local.prepare` computes them, the dataset links, the lifecycle
 commands, the kernel layer) and the Kubernetes rendering (the pod's variables after its
 entrypoint applies ``CODESPACE_LAUNCH``, its volume mounts, the commands the entrypoint
 runs, the image's kernel layer) must agree, up to where each mode puts the workspace and the

@@ -1,4 +1,4 @@
-"""codespace.envbuild: uv environments keyed by hash, cache hits, Python fallback, failures."""
+"""codespace.local.envbuild: uv environments by hash, cache hits, Python fallback, failures."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from codespace.envbuild import EnvBuildError, UvEnvBuilder, write_kernelspec
+from codespace.local.envbuild import EnvBuildError, UvEnvBuilder, write_kernelspec
 from codespace.spec.model import Codespace, Python
 from tests.helpers.repos import fixture_repo
 

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import pytest
 
 from codespace import gpu
-from codespace.gpu_grants import GpuRegistry
+from codespace.local.gpu_grants import GpuRegistry
 from codespace.spec.model import Codespace
 from spawner.local import LocalCodespaceSpawner
 from spawner.progress import ProgressLog

@@ -512,7 +512,7 @@ def test_kube_pods_get_the_owners_keys(tmp_path: Path) -> None:
 
 
 def test_a_running_local_codespace_gets_new_keys(tmp_path: Path) -> None:
-    from codespace.prepare import LocalPaths
+    from codespace.local.prepare import LocalPaths
     from spawner.ssh import LocalSshMixin
 
     class Spawner(LocalSshMixin):

@@ -29,7 +29,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from codespace.envbuild.kernel import site_packages
+from codespace.local.envbuild.kernel import site_packages
 
 MARKER = "codespace-layer.json"
 PTH_NAME = "_codespace_shared_env.pth"

@@ -92,7 +92,7 @@ async def install_project(
     Contract:
 
     - ``project_dir`` is a directory of the codespace's own workspace (``workspace / path``
-      for each path of :attr:`BuiltEnv.projects <codespace.envbuild.uv.BuiltEnv>`);
+      for each path of :attr:`BuiltEnv.projects <codespace.local.envbuild.uv.BuiltEnv>`);
     - ``env_python`` is the interpreter of a per-codespace environment (a layer venv whose
       site-packages comes first and which sees the shared environment through a ``.pth``
       file), never the shared environment's: the editable link names ``project_dir``, and

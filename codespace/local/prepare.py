@@ -24,10 +24,6 @@ from typing import Protocol
 
 from codespace.datasets.attach import AttachResult, LocalDatasetSettings, attach_datasets
 from codespace.datasets.mounts import DATASETS_ENV, PendingMounts
-from codespace.envbuild import BuiltEnv, EnvBuildError, UvEnvBuilder, write_kernelspec
-from codespace.envbuild.overlay import Layer, ensure_layer, layer_env
-from codespace.envbuild.progress import BuildProgress
-from codespace.envbuild.uv import BuildAs
 from codespace.errors_file import env_problem, errors_markdown, spec_problem
 from codespace.git import (
     CODESPACE_FILES,
@@ -41,6 +37,10 @@ from codespace.launch import LaunchPlan, Placement, make_launch_plan, with_user_
 from codespace.lifecycle import LifecycleError, Step, due_steps, split_for_wait
 from codespace.lifecycle_runner import job_text, parse_result, runner_argv
 from codespace.lifecycle_status import ERRORS_FILE
+from codespace.local.envbuild import BuiltEnv, EnvBuildError, UvEnvBuilder, write_kernelspec
+from codespace.local.envbuild.overlay import Layer, ensure_layer, layer_env
+from codespace.local.envbuild.progress import BuildProgress
+from codespace.local.envbuild.uv import BuildAs
 from codespace.local.isolation import Isolation
 from codespace.options import UserOptions
 from codespace.resolve import DEFAULT_SOURCE, Resolution, default_resolution, resolve
@@ -359,7 +359,7 @@ async def _layer(
     iso: Isolation,
 ) -> Layer:
     """The codespace's own layer over the shared environment, with the repository's project
-    linked from this workspace (see :mod:`codespace.envbuild.overlay`); the account's."""
+    linked from this workspace (see :mod:`codespace.local.envbuild.overlay`); the account's."""
     layer = await asyncio.to_thread(ensure_layer, env.path, paths.server_dir / LAYER_DIR)
     await asyncio.to_thread(iso.hand_over, layer.path)
     if layer.reset:

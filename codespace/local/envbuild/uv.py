@@ -11,7 +11,7 @@ What is installed, in order (:func:`plan_environment`):
 
 1. conda environment files (``python.environmentFile``, or a ``.yml`` among the
    requirements): their Python packages from the package index (no conda channel is reached
-   locally; see :mod:`codespace.envbuild.conda`), their ``pip:`` entries as written. An
+   locally; see :mod:`codespace.local.envbuild.conda`), their ``pip:`` entries as written. An
    entry that cannot be installed is left out, the others are installed, and a warning names it;
 2. requirement files (a failure here fails the build, as before);
 3. the dependencies of the repository's own project (``installProject``, ``pip: [-e .]``);
@@ -38,11 +38,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from codespace.envbuild.conda import CondaPlan, Project, plan_conda_install
-from codespace.envbuild.install import install_units
-from codespace.envbuild.kernel import link_codespace_package, site_packages
-from codespace.envbuild.project import install_project, install_project_dependencies
 from codespace.kernel_layer import kernel_layer_digest, kernel_layer_requirements
+from codespace.local.envbuild.conda import CondaPlan, Project, plan_conda_install
+from codespace.local.envbuild.install import install_units
+from codespace.local.envbuild.kernel import link_codespace_package, site_packages
+from codespace.local.envbuild.project import install_project, install_project_dependencies
 from codespace.local.isolation import host_env
 from codespace.sources.conda import is_environment_file, read_environment
 from codespace.spec.errors import SpecError
@@ -326,7 +326,7 @@ class UvEnvBuilder:
         """Link each of ``built.projects`` from ``workspace`` editable into ``python``'s
         environment (the codespace's own layer, never ``built.python``); return warnings.
 
-        See :func:`codespace.envbuild.project.install_project` for the contract. With
+        See :func:`codespace.local.envbuild.project.install_project` for the contract. With
         ``wrap`` (run as the codespace's account) uv gets :meth:`account_env` for ``home``.
         """
         warnings = []

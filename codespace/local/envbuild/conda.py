@@ -18,10 +18,10 @@ installed from the package index instead:
   channels are dropped;
 - ``pip:`` entries are installed as they are, relative to the file's directory; local
   project directories (``-e .``) are not installed into the shared environment but linked
-  per workspace (see :mod:`codespace.envbuild.project`), their dependencies are.
+  per workspace (see :mod:`codespace.local.envbuild.project`), their dependencies are.
 
 :func:`plan_conda_install` returns the units to install and what cannot be installed; what
-was skipped or failed becomes :attr:`BuiltEnv.warnings <codespace.envbuild.uv.BuiltEnv>`.
+was skipped or failed becomes :attr:`BuiltEnv.warnings <codespace.local.envbuild.uv.BuiltEnv>`.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from codespace.envbuild.install import Unit
+from codespace.local.envbuild.install import Unit
 from codespace.sources.conda import CondaEnvironment, CondaPackage
 
 # Conda packages that are not Python packages: never looked up on PyPI.
