@@ -64,7 +64,7 @@ from codespace.deploy.models import URI_SCHEMES, DeploymentRecord, DeploymentSpe
 from codespace.jobs.argo import dataset_paths, launch_env
 from codespace.jobs.argo_workflow import MANAGED_BY, OWNER_ANNOTATION, OWNER_LABEL, label_value
 from codespace.kube.client import Conflict, KubeClient, namespace_from
-from codespace.kube.config import Profile
+from codespace.kube.config import Profile, backend_profiles
 
 OPTIONS = {
     "mode", "namespace", "image", "python", "workspace_claim", "workspace_mount", "working_dir",
@@ -156,19 +156,14 @@ class KubeApi(KubeClient):
 
 
 def _check_options(options: Mapping[str, Any]) -> list[Profile]:
-    unknown = sorted(set(options) - OPTIONS)
-    if unknown:
-        raise DeployError(f"kserve backend: unknown option(s) {unknown}; known: {sorted(OPTIONS)}")
+    profiles = backend_profiles("kserve", options, OPTIONS, DeployError)
     try:
         ks.mode_of(options.get("mode"))
     except ks.KServeSpecError as error:
         raise DeployError(f"kserve backend: {error}") from None
     if options.get("same_node", "auto") not in ("auto", False):
         raise DeployError("kserve backend: same_node is 'auto' or false")
-    try:
-        return [Profile.model_validate(p) for p in options.get("profiles") or []]
-    except ValueError as error:
-        raise DeployError(f"kserve backend: profiles: {error}") from None
+    return profiles
 
 
 # -- the backend --------------------------------------------------------------------------

@@ -77,7 +77,7 @@ from codespace.jobs.argo_workflow import (
 from codespace.jobs.backend import JobBackend, JobError, JobNotFound, JobSettings
 from codespace.jobs.models import JobRecord, JobSpec, JobState, Submission
 from codespace.kube.client import namespace_from
-from codespace.kube.config import Profile
+from codespace.kube.config import Profile, backend_profiles
 from codespace.launch import LAUNCH_ENV, PLATFORM_VARIABLES, RuntimePlan
 
 OPTIONS = {
@@ -270,17 +270,12 @@ def next_to(pod: dict) -> dict:
 
 
 def _check_options(options: Mapping[str, Any]) -> list[Profile]:
-    unknown = sorted(set(options) - OPTIONS)
-    if unknown:
-        raise JobError(f"argo backend: unknown option(s) {unknown}; known: {sorted(OPTIONS)}")
+    profiles = backend_profiles("argo", options, OPTIONS, JobError)
     if options.get("cancel", "stop") not in ("stop", "terminate"):
         raise JobError("argo backend: cancel is 'stop' or 'terminate'")
     if options.get("same_node", "auto") not in ("auto", True, False):
         raise JobError("argo backend: same_node is 'auto', true or false")
-    try:
-        return [Profile.model_validate(p) for p in options.get("profiles") or []]
-    except ValueError as error:
-        raise JobError(f"argo backend: profiles: {error}") from None
+    return profiles
 
 
 # -- the backend -------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ Keys follow the Kubernetes spelling (camelCase). Unknown keys are errors.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -117,6 +118,21 @@ class Profile(_Model):
     @property
     def title(self) -> str:
         return self.displayName or self.name
+
+
+def backend_profiles(
+    kind: str, options: Mapping[str, Any], known: Iterable[str], error: type[Exception]
+) -> list[Profile]:
+    """The ``profiles`` of a Kubernetes job or deploy backend's options, after refusing
+    options it does not know; each problem is ``error("<kind> backend: ...")``."""
+    known = sorted(known)
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise error(f"{kind} backend: unknown option(s) {unknown}; known: {known}")
+    try:
+        return [Profile.model_validate(p) for p in options.get("profiles") or []]
+    except ValueError as problem:
+        raise error(f"{kind} backend: profiles: {problem}") from None
 
 
 class RegistryConfig(_Model):
