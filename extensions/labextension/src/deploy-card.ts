@@ -19,6 +19,7 @@ import {
   shortDuration
 } from './deploy';
 import { el } from './panel';
+import { stateBadge } from './sidebar';
 
 const STARTING: DeploymentState[] = ['creating', 'loading'];
 export const isStarting = (d: IDeployment): boolean => STARTING.includes(d.state);
@@ -38,14 +39,6 @@ function when(iso: string | null): string {
   }
   const date = new Date(iso);
   return isNaN(date.getTime()) ? iso : date.toLocaleString();
-}
-
-function stateBadge(d: IDeployment): HTMLSpanElement {
-  return el('span', {
-    className: `jp-CodespaceDeploy-state jp-CodespaceDeploy-state-${d.state}`,
-    textContent: d.state,
-    title: d.reason ? `${d.state}: ${d.reason}` : d.state
-  });
 }
 
 /** "sklearn · v2 · local · scale to zero after 15m" */
@@ -168,7 +161,7 @@ export class DeploymentCard {
     this.body.replaceChildren(
       el('div', { className: 'jp-CodespaceDeploy-head' }, [
         el('span', { className: 'jp-CodespaceDeploy-name', textContent: d.name, title: d.name }),
-        stateBadge(d)
+        stateBadge('jp-CodespaceDeploy', d.state, d.reason)
       ]),
       el('div', {
         className: 'jp-CodespaceDeploy-sub',

@@ -2,11 +2,10 @@
 // refreshed while any is queued or running and the panel is shown; a selected job's detail with
 // a live log tail, Cancel, Resubmit and Open output (the executed notebook).
 import { Dialog, showDialog } from '@jupyterlab/apputils';
-import { refreshIcon } from '@jupyterlab/ui-components';
-import { Widget } from '@lumino/widgets';
 
 import { apiRequest } from './api';
 import { el } from './panel';
+import { ListSidebar, stateBadge } from './sidebar';
 
 // ---- The REST API (extensions/jobs_handlers.py) --------------------------------------------
 
@@ -171,15 +170,6 @@ function resources(spec: IJobSpec): string {
 }
 
 /** The state as shown: a badge with the reason in its tooltip. */
-function stateBadge(j: IJob): HTMLSpanElement {
-  const badge = el('span', {
-    className: `jp-CodespaceJobs-state jp-CodespaceJobs-state-${j.state}`,
-    textContent: j.state,
-    title: j.reason ? `${j.state}: ${j.reason}` : j.state
-  });
-  return badge;
-}
-
 // ---- The panel ------------------------------------------------------------------------------
 
 export interface IJobsActions {
@@ -187,56 +177,15 @@ export interface IJobsActions {
   openFile(path: string): Promise<void>;
 }
 
-export class JobsPanel extends Widget {
-  private jobs: IJob[] = [];
-  private backends: IJobBackend[] = [];
-  private loaded = false;
-  private listError: string | null = null;
+export class JobsPanel extends ListSidebar<IJob, IJobBackend> {
   private selected: string | null = null;
-  private list: HTMLDivElement;
   private detail: HTMLDivElement;
-  private statusLine: HTMLDivElement;
-  private notes: HTMLDivElement;
-  private summary: HTMLSpanElement;
-  private pollTimer: number | null = null;
   private clockTimer: number | null = null;
-  private refreshing: Promise<void> | null = null;
 
   constructor(private actions: IJobsActions) {
-    super();
-    this.addClass('jp-CodespaceJobs');
-    const refresh = el('button', {
-      className: 'jp-Button jp-mod-minimal jp-CodespaceJobs-refresh',
-      title: 'Refresh'
-    });
-    refresh.setAttribute('aria-label', 'Refresh');
-    refresh.append(refreshIcon.element({ tag: 'span', elementPosition: 'center' }));
-    refresh.addEventListener('click', () => void this.refresh());
-    this.summary = el('span', { className: 'jp-CodespaceJobs-summary' });
-    this.list = el('div', { className: 'jp-CodespaceJobs-list' });
-    this.list.setAttribute('role', 'list');
-    this.statusLine = el('div', { className: 'jp-CodespaceJobs-status' });
-    this.statusLine.setAttribute('role', 'status');
-    this.notes = el('div', { className: 'jp-CodespaceJobs-notes' });
+    super('jp-CodespaceJobs', 'Jobs', 'jobs', POLL_MS);
     this.detail = el('div', { className: 'jp-CodespaceJobs-detail' });
-    this.node.append(
-      el('div', { className: 'jp-CodespaceJobs-header' }, [
-        el('h2', { textContent: 'Jobs' }),
-        this.summary,
-        refresh
-      ]),
-      this.statusLine,
-      this.notes,
-      this.list,
-      this.detail
-    );
-    document.addEventListener('visibilitychange', this.onVisibility);
-  }
-
-  dispose(): void {
-    document.removeEventListener('visibilitychange', this.onVisibility);
-    this.stopTimers();
-    super.dispose();
+    this.node.append(this.detail);
   }
 
   /** The backends the server offers (the submit dialog's choices), as last listed. */
@@ -244,65 +193,29 @@ export class JobsPanel extends Widget {
     return this.backends;
   }
 
-  protected onAfterShow(): void {
-    void this.refresh();
+  protected async load(): Promise<{ items: IJob[]; backends: IJobBackend[] }> {
+    const answer = await jobsApi.list();
+    return { items: answer.jobs, backends: answer.backends };
   }
 
-  protected onAfterAttach(): void {
-    if (this.isVisible) {
-      void this.refresh();
-    }
+  protected isChanging(j: IJob): boolean {
+    return isActive(j);
   }
-
-  protected onBeforeHide(): void {
-    this.stopTimers();
-  }
-
-  protected onBeforeDetach(): void {
-    this.stopTimers();
-  }
-
-  private onVisibility = (): void => {
-    if (document.visibilityState === 'visible' && this.isVisible) {
-      void this.refresh();
-    } else {
-      this.stopTimers();
-    }
-  };
 
   /** Newly submitted jobs: list them and show the first one's detail. */
   async showSubmitted(jobs: IJob[]): Promise<void> {
-    const known = new Set(this.jobs.map(j => j.id));
-    this.jobs = [...jobs.filter(j => !known.has(j.id)), ...this.jobs];
+    const known = new Set(this.items.map(j => j.id));
+    this.items = [...jobs.filter(j => !known.has(j.id)), ...this.items];
     this.loaded = true;
     if (jobs.length) {
       this.selected = jobs[0].id;
     }
-    this.renderList();
+    this.render();
     await this.refresh();
   }
 
-  /** Re-read the list (and the selected job with its log); one refresh at a time. */
-  refresh(): Promise<void> {
-    if (!this.refreshing) {
-      this.refreshing = this.doRefresh().finally(() => {
-        this.refreshing = null;
-      });
-    }
-    return this.refreshing;
-  }
-
-  private async doRefresh(): Promise<void> {
-    try {
-      const answer = await jobsApi.list();
-      this.jobs = answer.jobs;
-      this.backends = answer.backends;
-      this.listError = null;
-    } catch (error) {
-      this.listError = `Cannot list jobs: ${(error as Error).message}`;
-    }
-    this.loaded = true;
-    this.renderList();
+  /** The selected job's detail and log, after each refresh of the list. */
+  protected async afterRefresh(): Promise<void> {
     const chosen = this.selected === null ? undefined : this.current(this.selected);
     if (chosen) {
       this.renderDetail(chosen);
@@ -311,38 +224,20 @@ export class JobsPanel extends Widget {
       this.selected = null; // gone from the list
       this.detail.replaceChildren();
     }
-    this.schedule();
   }
 
   private current(id: string): IJob | undefined {
-    return this.jobs.find(j => j.id === id);
+    return this.items.find(j => j.id === id);
   }
 
-  private say(message: string, isError = false): void {
-    this.statusLine.textContent = message;
-    this.statusLine.classList.toggle('jp-mod-error', isError);
-  }
-
-  /** Poll while a job is queued or running and the panel is shown; tick the clocks each second. */
-  private schedule(): void {
-    this.stopTimers();
-    const watching =
-      this.isVisible && document.visibilityState === 'visible' && this.jobs.some(isActive);
-    if (!watching) {
-      return;
-    }
-    this.pollTimer = window.setTimeout(() => void this.refresh(), POLL_MS);
-    this.clockTimer = window.setInterval(() => this.tickClocks(), 1000);
-  }
-
-  private stopTimers(): void {
-    if (this.pollTimer !== null) {
-      window.clearTimeout(this.pollTimer);
-      this.pollTimer = null;
-    }
+  /** While a job is queued or running (and the list is polled), tick the clocks each second. */
+  protected onWatching(watching: boolean): void {
     if (this.clockTimer !== null) {
       window.clearInterval(this.clockTimer);
       this.clockTimer = null;
+    }
+    if (watching) {
+      this.clockTimer = window.setInterval(() => this.tickClocks(), 1000);
     }
   }
 
@@ -360,39 +255,25 @@ export class JobsPanel extends Widget {
     }
   }
 
-  private renderList(): void {
-    const active = this.jobs.filter(isActive).length;
-    this.summary.textContent = this.jobs.length
-      ? `${this.jobs.length}${active ? `, ${active} active` : ''}`
-      : '';
-    this.summary.title = `${this.jobs.length} jobs, ${active} queued or running`;
-    if (this.listError) {
-      this.say(this.listError, true);
-    } else if (this.statusLine.dataset.kind === 'list') {
-      this.say(''); // the list answers again: its error goes (an action's message stays)
-    }
-    this.statusLine.dataset.kind = this.listError ? 'list' : '';
-    // A backend that did not answer: its jobs are missing from the list, say why.
-    this.notes.replaceChildren(
-      ...this.backends
-        .filter(b => b.error)
-        .map(b => el('p', { textContent: `${b.name} is unavailable: ${b.error}` }))
+  protected render(): void {
+    const active = this.items.filter(isActive).length;
+    const listed = this.renderFrame(
+      this.items.length ? `${this.items.length}${active ? `, ${active} active` : ''}` : '',
+      `${this.items.length} jobs, ${active} queued or running`,
+      {
+        loading: 'Loading jobs…',
+        failed: 'The jobs service did not answer. Refresh to try again.',
+        none:
+          'No jobs yet. Right-click a notebook or a Python file in the file browser and ' +
+          'choose “Submit as job…”, or use the notebook’s toolbar.'
+      }
     );
-    if (!this.jobs.length) {
-      const text = !this.loaded
-        ? 'Loading jobs…'
-        : this.listError
-          ? 'The jobs service did not answer. Refresh to try again.'
-          : 'No jobs yet. Right-click a notebook or a Python file in the file browser and ' +
-            'choose “Submit as job…”, or use the notebook’s toolbar.';
-      this.list.replaceChildren(
-        el('p', { className: 'jp-CodespaceJobs-empty', textContent: text })
-      );
+    if (!listed) {
       return;
     }
     const now = Date.now();
     this.list.replaceChildren(
-      ...this.jobs.map(j => {
+      ...this.items.map(j => {
         const [timeText, timeTitle] = timing(j, now);
         const item = el('div', { className: 'jp-CodespaceJobs-item', tabIndex: 0 }, [
           el('div', { className: 'jp-CodespaceJobs-main' }, [
@@ -404,7 +285,7 @@ export class JobsPanel extends Widget {
             })
           ]),
           el('div', { className: 'jp-CodespaceJobs-side' }, [
-            stateBadge(j),
+            stateBadge('jp-CodespaceJobs', j.state, j.reason),
             el('span', {
               className: 'jp-CodespaceJobs-time',
               textContent: timeText,
@@ -434,18 +315,18 @@ export class JobsPanel extends Widget {
 
   async select(id: string): Promise<void> {
     this.selected = id;
-    this.renderList();
+    this.render();
     const known = this.current(id);
     if (known) {
       this.renderDetail(known);
     }
     try {
       const fresh = await jobsApi.get(id);
-      this.jobs = this.jobs.map(j => (j.id === id ? fresh : j));
+      this.items = this.items.map(j => (j.id === id ? fresh : j));
       if (this.selected !== id) {
         return;
       }
-      this.renderList();
+      this.render();
       this.renderDetail(fresh);
       await this.refreshLog(fresh);
     } catch (error) {
@@ -486,7 +367,10 @@ export class JobsPanel extends Widget {
       ['Log', j.logPath ?? ''],
       ['Id', j.id]
     ];
-    const heading = el('h3', {}, [el('span', { textContent: j.name }), stateBadge(j)]);
+    const heading = el('h3', {}, [
+      el('span', { textContent: j.name }),
+      stateBadge('jp-CodespaceJobs', j.state, j.reason)
+    ]);
     const factsBox = el('dl', {}, facts
       .filter(([, v]) => v)
       .flatMap(([k, v]) => {
@@ -569,7 +453,7 @@ export class JobsPanel extends Widget {
     }
     try {
       const fresh = await jobsApi.cancel(j.id);
-      this.jobs = this.jobs.map(x => (x.id === fresh.id ? fresh : x));
+      this.items = this.items.map(x => (x.id === fresh.id ? fresh : x));
       this.say(`Cancelling ${j.name}`);
     } catch (error) {
       this.say(`Cancel failed: ${(error as Error).message}`, true);

@@ -80,6 +80,7 @@ export class DatasetsPanel extends Widget {
 
   constructor(private actions: IPanelActions) {
     super();
+    this.addClass('jp-CodespaceSidebar');
     this.addClass('jp-CodespaceDatasets');
     this.filterInput = el('input', {
       type: 'search',
@@ -89,7 +90,8 @@ export class DatasetsPanel extends Widget {
     this.filterInput.addEventListener('input', () => this.renderTable());
     // An icon button, like the file browser's: the header fits the sidebar's default width.
     const refresh = el('button', {
-      className: 'jp-Button jp-mod-minimal jp-CodespaceDatasets-refresh',
+      className:
+        'jp-Button jp-mod-minimal jp-CodespaceSidebar-refresh jp-CodespaceDatasets-refresh',
       title: 'Refresh'
     });
     refresh.setAttribute('aria-label', 'Refresh');
@@ -106,7 +108,7 @@ export class DatasetsPanel extends Widget {
     this.statusLine = el('div', { className: 'jp-CodespaceDatasets-status' });
     this.detail = el('div', { className: 'jp-CodespaceDatasets-detail' });
     this.node.append(
-      el('div', { className: 'jp-CodespaceDatasets-header' }, [
+      el('div', { className: 'jp-CodespaceSidebar-header jp-CodespaceDatasets-header' }, [
         el('h2', { textContent: 'Datasets' }),
         this.filterInput,
         refresh
