@@ -43,7 +43,7 @@ def diagnostics(
     example ``model_type``), else pydantic's message is used. Used for every YAML file a
     user writes: ``codespace.yaml``, the policy file, the login settings.
     """
-    unknown_key = unknown_key or _unknown_key
+    unknown_key = unknown_key or model_unknown_key(Codespace)
     grouped: dict[Path_, list[dict[str, Any]]] = {}
     for item in error.errors(include_url=False):
         path = _data_path(document.data, item["loc"])
@@ -108,10 +108,6 @@ def dotted(path: Path_) -> str:
     for step in path:
         out += f"[{step}]" if isinstance(step, int) else (f".{step}" if out else str(step))
     return out
-
-
-def _unknown_key(path: Path_) -> str:
-    return unknown_key_message(str(path[-1]) if path else "", allowed_keys(path[:-1]))
 
 
 def model_unknown_key(model: type[BaseModel]) -> Callable[[Path_], str]:
