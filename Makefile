@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 TOOLS := .tools
 PYTEST_ARGS ?=
 
-.PHONY: install install-system install-node install-extension run test bench lint clean
+.PHONY: install install-system install-run-system install-node install-extension run test bench lint clean
 
 ## install: .venv with the project (editable) and its platform/test/dev dependencies, Node tools
 install: $(VENV)/.installed install-node install-extension
@@ -31,10 +31,14 @@ install-extension: $(VENV)/.installed install-node
 install-system:
 	@bash scripts/install-system.sh
 
-## run: install (as root also git, bubblewrap and sshd), then start the hub on 127.0.0.1 and
-## print the URL and how to log in
-run: install
+## install-run-system: what the hub uses when it runs (git, bubblewrap, sshd, code-server's build
+## needs); only as root
+install-run-system:
 	@bash scripts/install-system.sh --run
+
+## run: install (as root the Debian packages first), then start the hub on 127.0.0.1 and print
+## the URL and how to log in
+run: install-run-system install
 	$(BIN)/codespace-hub $(HUB_ARGS)
 
 ## test: install test dependencies (Debian and npm packages when root), then run pytest

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Debian packages used by the tests and the local hub. Installs only as root and only
 # what is missing; as another user it says what it would need.
-# --run: only what the hub itself uses when it runs (`make run`): git, the sandbox, sshd.
+# --run: only what the hub itself uses when it runs (`make run`): git, the sandbox, sshd, and
+# what install-node.sh needs to build code-server (VS Code in the browser).
 set -euo pipefail
-RUN_PACKAGES=(git bubblewrap openssh-server openssh-client)
+RUN_PACKAGES=(git bubblewrap openssh-server openssh-client ripgrep libkrb5-dev libxkbfile-dev
+    libsecret-1-dev)
 # libkrb5-dev libxkbfile-dev libsecret-1-dev: native modules of code-server (install-node.sh)
 # bubblewrap: the codespace sandbox (codespace/local/sandbox.py)
 # slurm-wlm slurmrestd munge slurm-client slurm-wlm-jwt-plugin: the private Slurm the Slurm job
