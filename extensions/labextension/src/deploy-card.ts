@@ -89,7 +89,7 @@ async function copyText(text: string): Promise<void> {
 
 function copyButton(what: string, text: () => string, say: (m: string) => void) {
   const b = el('button', {
-    className: 'jp-Button jp-mod-minimal jp-CodespaceDeploy-copy',
+    className: 'jp-Button jp-mod-minimal jp-CodespaceSidebar-icon jp-CodespaceDeploy-copy',
     title: `Copy ${what}`
   });
   b.setAttribute('aria-label', `Copy ${what}`);

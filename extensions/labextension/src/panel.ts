@@ -91,7 +91,7 @@ export class DatasetsPanel extends Widget {
     // An icon button, like the file browser's: the header fits the sidebar's default width.
     const refresh = el('button', {
       className:
-        'jp-Button jp-mod-minimal jp-CodespaceSidebar-refresh jp-CodespaceDatasets-refresh',
+        'jp-Button jp-mod-minimal jp-CodespaceSidebar-icon jp-CodespaceDatasets-refresh',
       title: 'Refresh'
     });
     refresh.setAttribute('aria-label', 'Refresh');

@@ -63,7 +63,7 @@ export abstract class ListSidebar<T, B extends IBackendNote> extends Widget {
     this.addClass('jp-CodespaceSidebar');
     this.addClass(prefix);
     const refresh = el('button', {
-      className: `jp-Button jp-mod-minimal ${this.cls('refresh')}`,
+      className: `jp-Button jp-mod-minimal jp-CodespaceSidebar-icon ${prefix}-refresh`,
       title: 'Refresh'
     });
     refresh.setAttribute('aria-label', 'Refresh');
