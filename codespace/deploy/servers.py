@@ -5,7 +5,10 @@ running server of a deployment or starts it (one start at a time per deployment:
 arriving during a cold start all wait for the same start) and waits until the model answers
 ready through the server's unix socket, or fails with the log's last lines when the process
 ends first. :meth:`ModelServers.stop` sends SIGTERM to the server's process group (the
-sandbox does not forward signals, :mod:`codespace.local.sandbox`) and SIGKILL after a grace.
+sandbox does not forward signals, :mod:`codespace.local.sandbox`) and SIGKILL after a grace,
+then removes its cgroup. A start waits for a stop of the same deployment still under way:
+the two servers share the deployment's cgroup and socket, and removing the old one's cgroup
+kills what is in it.
 """
 
 from __future__ import annotations
@@ -134,6 +137,13 @@ async def release(cgroup: Cgroup | None) -> None:
             await asyncio.to_thread(cgroup.remove)
 
 
+async def retire(server: ServerProcess) -> None:
+    """Close the server's client, end its process, remove its cgroup."""
+    await server.close()
+    await terminate(server.process)
+    await release(server.cgroup)
+
+
 Starter = Callable[[], Awaitable[ServerProcess]]
 
 
@@ -143,6 +153,7 @@ class ModelServers:
     def __init__(self) -> None:
         self.running: dict[str, ServerProcess] = {}
         self._starting: dict[str, asyncio.Task[ServerProcess]] = {}
+        self._stopping: dict[str, asyncio.Task[None]] = {}
 
     def get(self, key: str) -> ServerProcess | None:
         server = self.running.get(key)
@@ -164,6 +175,9 @@ class ModelServers:
 
     async def _start(self, key: str, start: Starter) -> ServerProcess:
         try:
+            stopping = self._stopping.get(key)
+            if stopping is not None:  # the previous server still holds the cgroup and socket
+                await asyncio.shield(stopping)
             server = await start()
             self.running[key] = server
             return server
@@ -171,16 +185,25 @@ class ModelServers:
             self._starting.pop(key, None)
 
     async def stop(self, key: str) -> None:
-        task = self._starting.pop(key, None)
-        if task is not None:
-            task.cancel()
+        """Stop the deployment's server (and a start under way); returns once it is gone."""
+        starting = self._starting.pop(key, None)
+        if starting is not None:
+            starting.cancel()
             with contextlib.suppress(BaseException):
-                await task
+                await starting
         server = self.running.pop(key, None)
         if server is not None:
-            await server.close()
-            await terminate(server.process)
-            await release(server.cgroup)
+            stopping = asyncio.ensure_future(retire(server))
+            self._stopping[key] = stopping
+            stopping.add_done_callback(lambda done: self._forget_stop(key, done))
+        else:
+            stopping = self._stopping.get(key)
+        if stopping is not None:
+            await asyncio.shield(stopping)
+
+    def _forget_stop(self, key: str, task: asyncio.Task[None]) -> None:
+        if self._stopping.get(key) is task:
+            del self._stopping[key]
 
     async def stop_all(self) -> None:
         await asyncio.gather(*(self.stop(key) for key in list({*self.running, *self._starting})))
