@@ -69,8 +69,8 @@ from codespace.deploy.models import (
 )
 from codespace.deploy.serving import IMAGE_SERVING_PREFIX
 from codespace.jobs.argo_workflow import MANAGED_BY, OWNER_ANNOTATION, OWNER_LABEL, label_value
-from codespace.kube.config import GpuConfig, Profile
-from codespace.kube.gpu import GpuPlan, GpuUnsatisfiable, choose_profile, plan_gpu_for
+from codespace.kube.config import Profile
+from codespace.kube.gpu import GpuPlan, GpuUnsatisfiable, plan_workload_gpu
 from codespace.kube.quantity import to_bytes
 
 GROUP = "serving.kserve.io"
@@ -99,8 +99,6 @@ V1_SERVERS = {
     "sklearn": ("kserve-sklearnserver", (".joblib", ".pkl", ".pickle")),
     "xgboost": ("kserve-xgbserver", (".bst", ".json", ".ubj")),
 }
-# Whole GPUs when the site configured no profiles.
-PLAIN_GPUS = Profile(name="kserve", gpu=GpuConfig(mode="exclusive", maxCount=16))
 # Ready=False while a RawDeployment's first pod starts: not a failure yet.
 STARTING_REASONS = {"MinimumReplicasUnavailable", "RevisionMissing", "Deploying"}
 # Pod states that do not get better by waiting.
@@ -263,12 +261,8 @@ def check_supported(spec: DeploymentSpec, fmt: ModelFormat) -> None:
 
 def gpu_plan(spec: DeploymentSpec, ctx: KServeContext) -> tuple[GpuPlan, Profile | None]:
     """The deployment's GPU share under the site's profiles (whole NVIDIA GPUs without)."""
-    request = spec.resources.gpu
     try:
-        if ctx.profiles:
-            profile, plan = choose_profile(request, list(ctx.profiles), ctx.profile)
-            return plan, profile
-        return plan_gpu_for(request, PLAIN_GPUS), None
+        return plan_workload_gpu(spec.resources.gpu, ctx.profiles, ctx.profile, "kserve")
     except GpuUnsatisfiable as error:
         raise KServeSpecError(f"resources.gpu: {error}") from None
 

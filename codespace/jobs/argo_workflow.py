@@ -48,9 +48,9 @@ from codespace.datasets.fluid_objects import dataload_manifest, dataload_name
 from codespace.datasets.mounts import DATASETS_ENV, DatasetMount
 from codespace.jobs.backend import JobError
 from codespace.jobs.models import JOBS_DIR, JobSpec, Submission, job_dir, seconds
-from codespace.kube.config import GpuConfig, Profile
+from codespace.kube.config import Profile
 from codespace.kube.datasets import dataset_mounts
-from codespace.kube.gpu import GpuPlan, GpuUnsatisfiable, choose_profile, plan_gpu_for
+from codespace.kube.gpu import GpuPlan, GpuUnsatisfiable, plan_workload_gpu
 from codespace.kube.quantity import to_bytes
 
 GROUP, VERSION, PLURAL, KIND = "argoproj.io", "v1alpha1", "workflows", "Workflow"
@@ -72,8 +72,6 @@ KERNEL = "codespace"
 INDEX_ENV, COUNT_ENV = "CODESPACE_JOB_INDEX", "CODESPACE_JOB_COUNT"
 INDEX_PARAMETER = "{{inputs.parameters.index}}"
 NAME_PREFIX = "codespace-"
-# Whole GPUs when the site configured no profiles (the count a job may ask for).
-PLAIN_GPUS = Profile(name="argo", gpu=GpuConfig(mode="exclusive", maxCount=16))
 # "$1": a directory to create; the rest: the program (an argument list, no shell parsing).
 MKDIR_AND_RUN = 'mkdir -p "$1" && shift && exec "$@"'
 _LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
@@ -166,12 +164,8 @@ def program(job: JobSpec, ident: str, env: Mapping[str, str]) -> list[str]:
 
 def gpu_plan(job: JobSpec, context: ArgoContext) -> tuple[GpuPlan, Profile | None]:
     """The job's GPU share under the site's profiles (whole NVIDIA GPUs without any)."""
-    request = job.resources.gpu
     try:
-        if context.profiles:
-            profile, plan = choose_profile(request, list(context.profiles), context.profile)
-            return plan, profile
-        return plan_gpu_for(request, PLAIN_GPUS), None
+        return plan_workload_gpu(job.resources.gpu, context.profiles, context.profile, "argo")
     except GpuUnsatisfiable as error:
         raise JobError(f"job {job.name!r}: resources.gpu: {error}") from None
 

@@ -21,6 +21,7 @@ The grant is announced inside the codespace with the ``CODESPACE_GPU_*`` variabl
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -238,3 +239,15 @@ def choose_profile(
     raise GpuUnsatisfiable(
         f"GPU request ({describe(request)}) cannot be met: " + "; ".join(reasons)
     )
+
+
+def plan_workload_gpu(
+    request: GpuRequest | None, profiles: Sequence[Profile], wanted: str | None, site: str
+) -> tuple[GpuPlan, Profile | None]:
+    """The GPUs of a workload the user submits (a job, a model server): under the site's
+    profiles, or whole NVIDIA GPUs (up to 16) when ``site`` (the engine) has no profiles."""
+    if profiles:
+        profile, plan = choose_profile(request, list(profiles), wanted)
+        return plan, profile
+    whole = Profile(name=site, gpu=GpuConfig(mode="exclusive", maxCount=16))
+    return plan_gpu_for(request, whole), None
