@@ -19,6 +19,7 @@ from codespace.jobs.backend import BackendUnavailable, JobError, JobNotFound, Jo
 from codespace.jobs.models import Submission
 from tests.fakekube import FakeKube
 from tests.fakekube.argo import ArgoController, FakeArgoServer, NodeOutcome
+from tests.fakekube.codespace import add_running_codespace
 from tests.helpers.k8s_schema import assert_strictly_valid
 
 NS = "codespace-alice"
@@ -29,44 +30,7 @@ SERVER_POD = "jupyter-alice"
 @pytest.fixture
 def kube():
     with FakeKube() as fake:
-        fake.create(
-            {
-                "apiVersion": "v1",
-                "kind": "PersistentVolumeClaim",
-                "metadata": {"name": "claim-alice", "namespace": NS},
-                "spec": {"accessModes": ["ReadWriteOnce"]},
-            },
-            "persistentvolumeclaims",
-        )
-        fake.create(  # the codespace's own pod (its scheduler runs nothing here)
-            {
-                "apiVersion": "v1",
-                "kind": "Pod",
-                "metadata": {
-                    "name": SERVER_POD,
-                    "namespace": NS,
-                    "labels": {
-                        "component": "singleuser-server",
-                        "hub.jupyter.org/username": "alice",
-                        "hub.jupyter.org/servername": "",
-                    },
-                },
-                "spec": {
-                    "schedulerName": "not-here",
-                    "containers": [
-                        {
-                            "name": "notebook",
-                            "image": IMAGE,
-                            "volumeMounts": [{"name": "workspace", "mountPath": "/workspaces"}],
-                        }
-                    ],
-                    "volumes": [
-                        {"name": "workspace", "persistentVolumeClaim": {"claimName": "claim-alice"}}
-                    ],
-                },
-            },
-            "pods",
-        )
+        add_running_codespace(fake, NS, "alice", IMAGE)
         yield fake
 
 

@@ -22,6 +22,7 @@ from codespace.deploy.backend import (
 from codespace.deploy.kserve_backend import KServeDeployBackend
 from codespace.deploy.models import DeploymentSpec
 from tests.fakekube import FakeKube
+from tests.fakekube.codespace import add_running_codespace
 from tests.fakekube.kserve import KServeController
 from tests.helpers.k8s_schema import assert_strictly_valid
 from tests.unit.test_deploy_kserve import ENV, IMAGE, NS, env_of
@@ -32,31 +33,7 @@ from tests.unit.test_deploy_kserve import ENV, IMAGE, NS, env_of
 @pytest.fixture
 def kube():
     with FakeKube() as fake:
-        fake.create(
-            {
-                "apiVersion": "v1",
-                "kind": "PersistentVolumeClaim",
-                "metadata": {"name": "claim-alice", "namespace": NS},
-                "spec": {"accessModes": ["ReadWriteOnce"]},
-            },
-            "persistentvolumeclaims",
-        )
-        fake.create(
-            {
-                "apiVersion": "v1",
-                "kind": "Pod",
-                "metadata": {
-                    "name": "jupyter-alice",
-                    "namespace": NS,
-                    "labels": {
-                        "component": "singleuser-server",
-                        "hub.jupyter.org/username": "alice",
-                    },
-                },
-                "spec": {"schedulerName": "not-here", "containers": [{"name": "notebook"}]},
-            },
-            "pods",
-        )
+        add_running_codespace(fake, NS, "alice", IMAGE)
         yield fake
 
 
