@@ -90,7 +90,7 @@ await withSpawnForm('deploy-99-failure', async ({ context, page }) => {
       name: f.querySelector('input[name="name"]').value,
       format: f.querySelector('input[name="format"]').value,
       formatReadOnly: f.querySelector('input[name="format"]').readOnly,
-      hint: [...f.querySelectorAll('.jp-CodespaceDeployForm-hint')].map((h) => h.textContent),
+      hint: [...f.querySelectorAll('.jp-CodespaceForm-hint')].map((h) => h.textContent),
       protocols: [...f.querySelectorAll('select[name="protocol"] option')].map((o) => o.value),
       protocol: f.querySelector('select[name="protocol"]').value,
       scaleToZero: f.querySelector('input[name="scaleToZero"]').checked,
@@ -111,10 +111,9 @@ await withSpawnForm('deploy-99-failure', async ({ context, page }) => {
     }, 50);
   }, card);
   await page.click('.jp-Dialog .jp-mod-accept');
-  await page.waitForSelector(`${card}, .jp-CodespaceDeployForm-error:not(:empty)`,
-    { timeout: 120000 });
-  const notDeployed = await page.$eval('.jp-CodespaceDeployForm-error', (e) => e.textContent)
-    .catch(() => '');
+  const formError = '.jp-CodespaceDeployForm .jp-CodespaceForm-error';
+  await page.waitForSelector(`${card}, ${formError}:not(:empty)`, { timeout: 120000 });
+  const notDeployed = await page.$eval(formError, (e) => e.textContent).catch(() => '');
   if (notDeployed) throw new Error(notDeployed);
   await page.waitForSelector(`${card}:is([data-state="ready"], [data-state="idle"], `
     + '[data-state="failed"])', { timeout: 480000 });

@@ -84,10 +84,9 @@ await withSpawnForm('jobs-99-failure', async ({ page }) => {
   }, row);
   await page.click('.jp-Dialog .jp-mod-accept');
   // The job's row, or the form back with the server's refusal.
-  await page.waitForSelector(`${row}, .jp-CodespaceJobForm-error:not(:empty)`,
-    { timeout: 60000 });
-  const refused = await page.$eval('.jp-CodespaceJobForm-error', (e) => e.textContent)
-    .catch(() => '');
+  const formError = '.jp-CodespaceJobForm .jp-CodespaceForm-error';
+  await page.waitForSelector(`${row}, ${formError}:not(:empty)`, { timeout: 60000 });
+  const refused = await page.$eval(formError, (e) => e.textContent).catch(() => '');
   if (refused) throw new Error(`not submitted: ${refused}`);
   const final = ['succeeded', 'failed', 'cancelled'].map((s) => `[data-state="${s}"]`);
   await page.waitForSelector(`${row}:is([data-state="running"], ${final})`, { timeout: 300000 });

@@ -19,9 +19,16 @@ import {
   shortDuration
 } from './deploy';
 import { el } from './panel';
-import { stateBadge } from './sidebar';
+import { stateBadge, Tone } from './sidebar';
 
 const STARTING: DeploymentState[] = ['creating', 'loading'];
+// idle (scaled to zero) keeps the plain badge: nothing is wrong with it
+const TONES: Partial<Record<DeploymentState, Tone>> = {
+  creating: 'busy',
+  loading: 'busy',
+  ready: 'good',
+  failed: 'bad'
+};
 export const isStarting = (d: IDeployment): boolean => STARTING.includes(d.state);
 
 const LOG_TAIL = 200;
@@ -161,7 +168,7 @@ export class DeploymentCard {
     this.body.replaceChildren(
       el('div', { className: 'jp-CodespaceDeploy-head' }, [
         el('span', { className: 'jp-CodespaceDeploy-name', textContent: d.name, title: d.name }),
-        stateBadge('jp-CodespaceDeploy', d.state, d.reason)
+        stateBadge('jp-CodespaceDeploy', d.state, d.reason, TONES)
       ]),
       el('div', {
         className: 'jp-CodespaceDeploy-sub',

@@ -3,8 +3,7 @@
 // from the path), the detected format (read only), the protocol, scale to zero and its idle
 // time, the backend where there are several - posted to codespace/api/deployments. A refused
 // request shows the server's message in the form, with what was typed kept.
-import { Dialog, showDialog, showErrorMessage } from '@jupyterlab/apputils';
-import { Widget } from '@lumino/widgets';
+import { showErrorMessage } from '@jupyterlab/apputils';
 
 import {
   DEPLOYMENT_NAME,
@@ -17,6 +16,15 @@ import {
   Protocol,
   shortDuration
 } from './deploy';
+import {
+  backendSelect,
+  errorLine,
+  field,
+  FormBody,
+  formDialog,
+  usableBackend,
+  what
+} from './form';
 import { el } from './panel';
 
 /** The idle time offered before a scale-to-zero deployment stops (the server's default). */
@@ -39,7 +47,7 @@ interface IFormValues {
 type Control = HTMLElement & { value: string };
 type FormKey = 'name' | 'protocol' | 'idleTimeout' | 'backend';
 
-class DeployForm extends Widget {
+class DeployForm extends FormBody<IFormValues> {
   private inputs: Record<FormKey, Control>;
   private scaleToZero: HTMLInputElement;
 
@@ -49,8 +57,7 @@ class DeployForm extends Widget {
     values: IFormValues,
     error: string
   ) {
-    super();
-    this.addClass('jp-CodespaceDeployForm');
+    super('jp-CodespaceDeployForm');
     const protocols = detected.protocols.length ? detected.protocols : ['v2'];
     const protocol = el(
       'select',
@@ -63,21 +70,7 @@ class DeployForm extends Widget {
         })
       )
     );
-    const backend = el(
-      'select',
-      { name: 'backend' },
-      backends.map(b =>
-        el('option', {
-          value: b.name,
-          textContent:
-            b.name +
-            (b.default ? ' (default)' : '') +
-            (b.error ? ` - unavailable: ${b.error}` : ''),
-          disabled: !!b.error && b.name !== values.backend,
-          selected: b.name === values.backend
-        })
-      )
-    );
+    const backend = backendSelect(backends, values.backend);
     this.scaleToZero = el('input', {
       type: 'checkbox',
       name: 'scaleToZero',
@@ -105,16 +98,6 @@ class DeployForm extends Widget {
       idleTimeout: idle,
       backend
     };
-    const field = (label: string, control: HTMLElement, hint = '') => {
-      const row = el('label', { className: 'jp-CodespaceDeployForm-field' }, [
-        el('span', { className: 'jp-CodespaceDeployForm-label', textContent: label }),
-        control
-      ]);
-      if (hint) {
-        row.append(el('span', { className: 'jp-CodespaceDeployForm-hint', textContent: hint }));
-      }
-      return row;
-    };
     const format = el('input', {
       name: 'format',
       value: detected.format,
@@ -122,19 +105,15 @@ class DeployForm extends Widget {
       title: detected.description
     });
     format.setAttribute('aria-readonly', 'true');
-    const errorLine = el('div', { className: 'jp-CodespaceDeployForm-error', textContent: error });
-    errorLine.setAttribute('role', 'alert');
     this.node.append(
-      el('p', {
-        className: 'jp-CodespaceDeployForm-what',
-        textContent:
-          `Serves ${detected.path} behind the hub at an authenticated URL that stays when ` +
+      what(
+        `Serves ${detected.path} behind the hub at an authenticated URL that stays when ` +
           'this codespace stops, in this codespace’s environment.'
-      }),
+      ),
       field('Name', this.inputs.name, 'a-z, 0-9 and -, a letter first'),
       field('Format', format, detected.description),
       field('Protocol', protocol),
-      el('label', { className: 'jp-CodespaceDeployForm-check' }, [
+      el('label', { className: 'jp-CodespaceForm-check' }, [
         this.scaleToZero,
         el('span', {
           textContent: 'Scale to zero when idle (the next request starts it again)'
@@ -142,7 +121,7 @@ class DeployForm extends Widget {
       ]),
       field('Idle time before it stops', idle),
       ...(backends.length > 1 ? [field('Backend', backend)] : []),
-      errorLine
+      errorLine(error)
     );
   }
 
@@ -208,36 +187,20 @@ export async function deployModel(path: string): Promise<IDeployment | null> {
     await showErrorMessage(`Cannot deploy ${file}`, (error as Error).message);
     return null;
   }
-  const usable = backends.find(b => b.default && !b.error) ?? backends.find(b => !b.error);
-  let values: IFormValues = {
-    name: detected.name,
-    protocol: detected.protocols[0] ?? 'v2',
-    scaleToZero: true,
-    idleTimeout: shortDuration(DEFAULT_IDLE),
-    backend: backends.length > 1 && usable ? usable.name : ''
-  };
-  let error = '';
-  for (;;) {
-    const form = new DeployForm(detected, backends, values, error);
-    const answer = await showDialog({
-      title: `Deploy ${file}`,
-      body: form,
-      focusNodeSelector: 'input[name="name"]',
-      buttons: [Dialog.cancelButton(), Dialog.okButton({ label: 'Deploy' })]
-    });
-    if (!answer.button.accept || !answer.value) {
-      return null;
-    }
-    values = answer.value;
-    const body = requestFrom(detected, values);
-    if (typeof body === 'string') {
-      error = body;
-      continue;
-    }
-    try {
-      return await deployApi.create(body);
-    } catch (err) {
-      error = `Not deployed: ${(err as Error).message}`;
-    }
-  }
+  const usable = usableBackend(backends);
+  return formDialog<IFormValues, ICreateRequest, IDeployment>({
+    title: `Deploy ${file}`,
+    accept: 'Deploy',
+    values: {
+      name: detected.name,
+      protocol: detected.protocols[0] ?? 'v2',
+      scaleToZero: true,
+      idleTimeout: shortDuration(DEFAULT_IDLE),
+      backend: backends.length > 1 && usable ? usable.name : ''
+    },
+    form: (values, error) => new DeployForm(detected, backends, values, error),
+    check: values => requestFrom(detected, values),
+    send: body => deployApi.create(body),
+    refused: 'Not deployed'
+  });
 }

@@ -9,6 +9,7 @@ import { LabIcon } from '@jupyterlab/ui-components';
 import { isModelFile } from './deploy';
 import { deployModel } from './deploy-dialog';
 import { DeploymentsPanel } from './deploy-panel';
+import { addSidebar } from './sidebar';
 
 const ICON_SVG = `<svg xmlns="http://www.w3.org/2000/svg" width="16" viewBox="0 0 24 24">
 <g class="jp-icon3" fill="#616161"><path d="M12 2c3 2 5 5.5 5 9.5V16l2 3v2h-4.5l-1-2h-3
@@ -69,15 +70,14 @@ export const deployPlugin: JupyterFrontEndPlugin<void> = {
   optional: [ICommandPalette],
   activate: (app: JupyterFrontEnd, palette: ICommandPalette | null) => {
     const panel = new DeploymentsPanel();
-    panel.id = 'codespace-deployments';
-    panel.title.icon = deployIcon;
-    panel.title.caption = 'Deployments';
-    app.shell.add(panel, 'left', { rank: 620 });
-
-    app.commands.addCommand(OPEN_DEPLOYMENTS, {
-      label: 'Show Deployments',
-      execute: () => app.shell.activateById(panel.id)
-    });
+    const place = {
+      id: 'codespace-deployments',
+      icon: deployIcon,
+      caption: 'Deployments',
+      rank: 620,
+      command: OPEN_DEPLOYMENTS
+    };
+    addSidebar(app, panel, place, palette);
     app.commands.addCommand(DEPLOY, {
       label: args => (args.fromBrowser || args.path ? 'Deploy…' : 'Deploy a Model…'),
       caption: 'Serve this model at an authenticated endpoint (KServe V2/V1 protocol)',
@@ -120,6 +120,5 @@ export const deployPlugin: JupyterFrontEndPlugin<void> = {
       rank: 5
     });
     palette?.addItem({ command: DEPLOY, category: 'Codespace' });
-    palette?.addItem({ command: OPEN_DEPLOYMENTS, category: 'Codespace' });
   }
 };

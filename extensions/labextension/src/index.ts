@@ -1,10 +1,12 @@
 import { JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
+import { ICommandPalette } from '@jupyterlab/apputils';
 import { LabIcon } from '@jupyterlab/ui-components';
 
 import { deployPlugin } from './deploy-plugin';
 import { jobsPlugin } from './jobs-plugin';
 import { openerPlugin } from './opener';
 import { DatasetsPanel, IPanelActions } from './panel';
+import { addSidebar } from './sidebar';
 
 const ICON_SVG = `<svg xmlns="http://www.w3.org/2000/svg" width="16" viewBox="0 0 24 24">
 <g class="jp-icon3" fill="#616161"><ellipse cx="12" cy="5" rx="8" ry="3"/>
@@ -24,7 +26,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
   id: '@codespace/lab:datasets',
   description: 'A Datasets sidebar: browse, prewarm and mount datasets.',
   autoStart: true,
-  activate: (app: JupyterFrontEnd) => {
+  optional: [ICommandPalette],
+  activate: (app: JupyterFrontEnd, palette: ICommandPalette | null) => {
     const actions: IPanelActions = {
       openInFileBrowser: async (path: string) => {
         await app.commands.execute('filebrowser:go-to-path', { path });
@@ -44,15 +47,14 @@ const plugin: JupyterFrontEndPlugin<void> = {
         return true;
       }
     };
-    const panel = new DatasetsPanel(actions);
-    panel.id = 'codespace-datasets';
-    panel.title.icon = datasetsIcon;
-    panel.title.caption = 'Datasets';
-    app.shell.add(panel, 'left', { rank: 600 });
-    app.commands.addCommand('codespace:open-datasets', {
-      label: 'Show Datasets',
-      execute: () => app.shell.activateById(panel.id)
-    });
+    const place = {
+      id: 'codespace-datasets',
+      icon: datasetsIcon,
+      caption: 'Datasets',
+      rank: 600,
+      command: 'codespace:open-datasets'
+    };
+    addSidebar(app, new DatasetsPanel(actions), place, palette);
   }
 };
 

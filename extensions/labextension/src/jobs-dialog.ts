@@ -2,9 +2,17 @@
 // prefilled from the file's, the backend, an optional time limit, CPU and memory, and for a
 // notebook its parameters as JSON), posted to codespace/api/jobs. A refused spec (400) shows
 // the server's message in the form, with what was typed kept.
-import { Dialog, showDialog, showErrorMessage } from '@jupyterlab/apputils';
-import { Widget } from '@lumino/widgets';
+import { showErrorMessage } from '@jupyterlab/apputils';
 
+import {
+  backendSelect,
+  errorLine,
+  field,
+  FormBody,
+  formDialog,
+  usableBackend,
+  what
+} from './form';
 import { IJob, IJobBackend, IJobSpec, jobsApi, limitSeconds } from './jobs';
 import { el } from './panel';
 
@@ -42,7 +50,7 @@ interface IFormValues {
 }
 
 /** The form, rebuilt with what was typed (and the error) when the server refuses a spec. */
-class JobForm extends Widget {
+class JobForm extends FormBody<IFormValues> {
   private inputs: Record<keyof IFormValues, HTMLElement & { value: string }>;
 
   constructor(
@@ -51,27 +59,11 @@ class JobForm extends Widget {
     values: IFormValues,
     error: string
   ) {
-    super();
-    this.addClass('jp-CodespaceJobForm');
+    super('jp-CodespaceJobForm');
     const notebook = isNotebook(path);
     const input = (name: keyof IFormValues, props: Partial<HTMLInputElement>) =>
       el('input', { name, value: values[name], ...props });
-    const backend = el(
-      'select',
-      { name: 'backend', disabled: backends.length < 2 },
-      backends.map(b =>
-        el('option', {
-          value: b.name,
-          textContent:
-            b.name +
-            (b.default ? ' (default)' : '') +
-            (b.error ? ` - unavailable: ${b.error}` : ''),
-          title: b.error ?? '',
-          disabled: !!b.error && b.name !== values.backend,
-          selected: b.name === values.backend
-        })
-      )
-    );
+    const backend = backendSelect(backends, values.backend, backends.length < 2);
     const parameters = el('textarea', {
       name: 'parameters',
       value: values.parameters,
@@ -87,30 +79,16 @@ class JobForm extends Widget {
       memory: input('memory', { placeholder: 'e.g. 2Gi' }),
       parameters
     };
-    const field = (label: string, control: HTMLElement, hint = '') => {
-      const row = el('label', { className: 'jp-CodespaceJobForm-field' }, [
-        el('span', { className: 'jp-CodespaceJobForm-label', textContent: label }),
-        control
-      ]);
-      if (hint) {
-        row.append(el('span', { className: 'jp-CodespaceJobForm-hint', textContent: hint }));
-      }
-      return row;
-    };
-    const errorLine = el('div', { className: 'jp-CodespaceJobForm-error', textContent: error });
-    errorLine.setAttribute('role', 'alert');
     this.node.append(
-      el('p', {
-        className: 'jp-CodespaceJobForm-what',
-        textContent:
-          `Runs ${notebook ? 'the notebook' : 'the script'} ${path} in this codespace’s ` +
+      what(
+        `Runs ${notebook ? 'the notebook' : 'the script'} ${path} in this codespace’s ` +
           'environment' +
           (notebook ? ', executed into an output notebook' : '') +
           '. Unsaved changes are saved first.'
-      }),
+      ),
       field('Name', this.inputs.name, 'a-z, 0-9 and -'),
       field('Backend', backend),
-      el('div', { className: 'jp-CodespaceJobForm-row' }, [
+      el('div', { className: 'jp-CodespaceForm-row' }, [
         field('Time limit', this.inputs.timeLimit),
         field('CPU', this.inputs.cpu),
         field('Memory', this.inputs.memory)
@@ -118,7 +96,7 @@ class JobForm extends Widget {
       ...(notebook
         ? [field('Parameters (JSON)', parameters, 'for the cell tagged “parameters”')]
         : []),
-      errorLine
+      errorLine(error)
     );
   }
 
@@ -209,50 +187,32 @@ export async function submitAsJob(
     );
     return null;
   }
-  let values: IFormValues = {
-    name: jobName(path),
-    backend: (
-      backends.find(b => b.default && !b.error) ??
-      backends.find(b => !b.error) ??
-      backends[0]
-    ).name,
-    timeLimit: '',
-    cpu: '',
-    memory: '',
-    parameters: ''
-  };
-  let error = '';
   // One idempotency key per distinct request: a retry of the same one (after a timeout, say)
   // never makes a second job; a changed form is a new request.
   let sent = '';
   let key = randomKey();
-  for (;;) {
-    const form = new JobForm(path, backends, values, error);
-    const answer = await showDialog({
-      title: `Submit ${path.split('/').pop()} as a job`,
-      body: form,
-      focusNodeSelector: 'input[name="name"]',
-      buttons: [Dialog.cancelButton(), Dialog.okButton({ label: 'Submit' })]
-    });
-    if (!answer.button.accept || !answer.value) {
-      return null;
-    }
-    values = answer.value;
-    const spec = specFrom(path, values);
-    if (typeof spec === 'string') {
-      error = spec;
-      continue;
-    }
-    const body = JSON.stringify(spec);
-    if (sent && body !== sent) {
-      key = randomKey();
-    }
-    sent = body;
-    try {
+  return formDialog<IFormValues, IJobSpec, IJob[]>({
+    title: `Submit ${path.split('/').pop()} as a job`,
+    accept: 'Submit',
+    values: {
+      name: jobName(path),
+      backend: (usableBackend(backends) ?? backends[0]).name,
+      timeLimit: '',
+      cpu: '',
+      memory: '',
+      parameters: ''
+    },
+    form: (values, error) => new JobForm(path, backends, values, error),
+    check: values => specFrom(path, values),
+    send: async spec => {
+      const body = JSON.stringify(spec);
+      if (sent && body !== sent) {
+        key = randomKey();
+      }
+      sent = body;
       await beforeSubmit();
       return (await jobsApi.submit([spec], key)).jobs;
-    } catch (err) {
-      error = `Not submitted: ${(err as Error).message}`;
-    }
-  }
+    },
+    refused: 'Not submitted'
+  });
 }

@@ -10,6 +10,7 @@ import { Widget } from '@lumino/widgets';
 
 import { canSubmit, submitAsJob } from './jobs-dialog';
 import { JobsPanel } from './jobs';
+import { addSidebar } from './sidebar';
 
 const ICON_SVG = `<svg xmlns="http://www.w3.org/2000/svg" width="16" viewBox="0 0 24 24">
 <g class="jp-icon3" fill="#616161"><path d="M3 4h12v2H3zM3 9h12v2H3zM3 14h7v2H3zM3 19h7v2H3z"/>
@@ -97,15 +98,14 @@ export const jobsPlugin: JupyterFrontEndPlugin<void> = {
         await app.commands.execute('docmanager:open', { path });
       }
     });
-    panel.id = 'codespace-jobs';
-    panel.title.icon = jobsIcon;
-    panel.title.caption = 'Jobs';
-    app.shell.add(panel, 'left', { rank: 610 });
-
-    app.commands.addCommand(OPEN_JOBS, {
-      label: 'Show Jobs',
-      execute: () => app.shell.activateById(panel.id)
-    });
+    const place = {
+      id: 'codespace-jobs',
+      icon: jobsIcon,
+      caption: 'Jobs',
+      rank: 610,
+      command: OPEN_JOBS
+    };
+    addSidebar(app, panel, place, palette);
     app.commands.addCommand(SUBMIT, {
       label: args =>
         args.fromBrowser || args.path ? 'Submit as Job…' : 'Submit Notebook or Script as Job…',
@@ -165,7 +165,6 @@ export const jobsPlugin: JupyterFrontEndPlugin<void> = {
     app.docRegistry.addWidgetExtension('Editor', extension(true));
 
     palette?.addItem({ command: SUBMIT, category: 'Codespace' });
-    palette?.addItem({ command: OPEN_JOBS, category: 'Codespace' });
 
     // The main menu's Run menu, when there is one (no dependency on @jupyterlab/mainmenu).
     void app.restored.then(() => {

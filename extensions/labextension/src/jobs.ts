@@ -5,7 +5,7 @@ import { Dialog, showDialog } from '@jupyterlab/apputils';
 
 import { apiRequest } from './api';
 import { el } from './panel';
-import { ListSidebar, stateBadge } from './sidebar';
+import { ListSidebar, stateBadge, Tone } from './sidebar';
 
 // ---- The REST API (extensions/jobs_handlers.py) --------------------------------------------
 
@@ -80,6 +80,13 @@ export const jobsApi = {
 // ---- Formatting -------------------------------------------------------------------------------
 
 const ACTIVE: JobState[] = ['queued', 'running'];
+// queued keeps the plain badge: it waits for the engine
+const TONES: Partial<Record<JobState, Tone>> = {
+  running: 'busy',
+  succeeded: 'good',
+  failed: 'bad',
+  cancelled: 'warn'
+};
 export const isActive = (j: IJob): boolean => ACTIVE.includes(j.state);
 
 /** Refresh the list this often while a job is queued or running (and the panel is shown). */
@@ -285,7 +292,7 @@ export class JobsPanel extends ListSidebar<IJob, IJobBackend> {
             })
           ]),
           el('div', { className: 'jp-CodespaceJobs-side' }, [
-            stateBadge('jp-CodespaceJobs', j.state, j.reason),
+            stateBadge('jp-CodespaceJobs', j.state, j.reason, TONES),
             el('span', {
               className: 'jp-CodespaceJobs-time',
               textContent: timeText,
@@ -369,7 +376,7 @@ export class JobsPanel extends ListSidebar<IJob, IJobBackend> {
     ];
     const heading = el('h3', {}, [
       el('span', { textContent: j.name }),
-      stateBadge('jp-CodespaceJobs', j.state, j.reason)
+      stateBadge('jp-CodespaceJobs', j.state, j.reason, TONES)
     ]);
     const factsBox = el('dl', {}, facts
       .filter(([, v]) => v)

@@ -2,11 +2,41 @@
 // a status line, notes on backends that did not answer, and the list of the user's items,
 // re-read while one of them is still changing (queued, starting) and the panel is shown.
 // Each element has the shared class (`jp-CodespaceSidebar-<part>`, style/sidebar.css) and
-// the panel's own (`<prefix>-<part>`).
-import { refreshIcon } from '@jupyterlab/ui-components';
+// the panel's own (`<prefix>-<part>`). `addSidebar` puts any of the three on the left.
+import { JupyterFrontEnd } from '@jupyterlab/application';
+import { ICommandPalette } from '@jupyterlab/apputils';
+import { LabIcon, refreshIcon } from '@jupyterlab/ui-components';
 import { Widget } from '@lumino/widgets';
 
 import { el } from './panel';
+
+export interface ISidebarPlace {
+  id: string;
+  icon: LabIcon;
+  /** The tab's tooltip and the command's noun: "Show Jobs". */
+  caption: string;
+  rank: number;
+  /** The command that shows the panel (in the palette's Codespace category). */
+  command: string;
+}
+
+/** Put `panel` in the left sidebar with a command (and palette item) that shows it. */
+export function addSidebar(
+  app: JupyterFrontEnd,
+  panel: Widget,
+  place: ISidebarPlace,
+  palette?: ICommandPalette | null
+): void {
+  panel.id = place.id;
+  panel.title.icon = place.icon;
+  panel.title.caption = place.caption;
+  app.shell.add(panel, 'left', { rank: place.rank });
+  app.commands.addCommand(place.command, {
+    label: `Show ${place.caption}`,
+    execute: () => app.shell.activateById(panel.id)
+  });
+  palette?.addItem({ command: place.command, category: 'Codespace' });
+}
 
 export interface IBackendNote {
   name: string;
@@ -26,13 +56,26 @@ export interface IEmptyTexts {
   none: string;
 }
 
-/** A state as a small badge, its reason in the tooltip; coloured by `<prefix>-state-<state>`. */
-export function stateBadge(prefix: string, state: string, reason: string): HTMLSpanElement {
-  return el('span', {
-    className: `jp-CodespaceSidebar-state ${prefix}-state ${prefix}-state-${state}`,
+/** How a state reads at a glance: under way, done well, failed, stopped by someone. */
+export type Tone = 'busy' | 'good' | 'bad' | 'warn';
+
+/** A state badge (``<prefix>-state``), coloured by its tone, its reason in the tooltip. */
+export function stateBadge(
+  prefix: string,
+  state: string,
+  reason: string,
+  tones: Readonly<Record<string, Tone>>
+): HTMLSpanElement {
+  const badge = el('span', {
+    className: `jp-CodespaceSidebar-state ${prefix}-state`,
     textContent: state,
     title: reason ? `${state}: ${reason}` : state
   });
+  const tone = tones[state];
+  if (tone) {
+    badge.dataset.tone = tone;
+  }
+  return badge;
 }
 
 export abstract class ListSidebar<T, B extends IBackendNote> extends Widget {
