@@ -48,6 +48,8 @@ from codespace.spec.errors import SpecError
 from codespace.spec.model import Codespace
 from codespace.streaming import stream
 
+DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"  # when the hub has no PATH
+
 LAYER_DIR = "env"  # the codespace's own layer, in its server directory
 PROJECTS_FILE = "codespace-projects.json"  # projects linked into the layer
 
@@ -169,40 +171,21 @@ async def prepare(
         python_version=env.python_version,
     )
     spec = plan.spec
-    base_path = base_env.get("PATH", "/usr/local/bin:/usr/bin:/bin")
     if confine is not None:
         confine(spec, env)
     layer = await _layer(builder, env, paths, warnings, report, iso)
     display = f"{repo_name(options.repo)} (Python {env.python_version})"
+    base_path = base_env.get("PATH", DEFAULT_PATH)
+    variables = layer_env(layer, base_path)
     write_kernelspec(
-        layer.path,
-        paths.jupyter_data,
-        display,
-        base_path=base_path,
-        variables=layer_env(layer, base_path),
+        layer.path, paths.jupyter_data, display, base_path=base_path, variables=variables
     )
-    attached = AttachResult()
-    if datasets is not None and plan.datasets:
-        attached = await _attach(plan, paths, datasets, report, iso)
-        if attached.problems:
-            problems.append(_datasets_problem(attached.problems, datasets.catalog))
-    # The plan's variables over the host's, the shared environment after the layer on PATH;
-    # CODESPACE_DATASETS lists the datasets that were mounted.
-    outer = {**base_env, "PATH": f"{env.path / 'bin'}:{base_path}"}
-    server_env = {
-        key: value for key, value in plan.server_env(outer).items() if key != DATASETS_ENV
-    }
-    server_env.update(attached.env())
+    attached = await _attach(plan, paths, datasets, problems, report, iso)
+    server_env = _server_env(plan, base_env, env, attached)
     lifecycle_env = {**base_env, **server_env}
-    runtime = plan.runtime()
-    due = due_steps(runtime.steps, paths.workspace)
-    waited, background = split_for_wait(due, runtime.wait_for)
-    ran = await _lifecycle(waited, paths, lifecycle_env, lifecycle_timeout, problems, report, iso)
-    if len(ran) < len(waited):
-        background = []  # a waited-for command failed: the later ones do not run
-    elif background:
-        names = ", ".join(step.name for step in background)
-        report.line(f"lifecycle: {names} will run in the background (.codespace-logs/)")
+    ran, background = await _start_commands(
+        plan, paths, lifecycle_env, lifecycle_timeout, problems, report, iso
+    )
     prepared = Prepared(
         plan=plan,
         checkout=done,
@@ -223,6 +206,29 @@ async def prepare(
     dataset_links = ["/datasets/"] if attached.attached else []
     exclude_from_git(paths.workspace, [*CODESPACE_FILES, *dataset_links], iso)
     return prepared
+
+
+async def _start_commands(
+    plan: LaunchPlan,
+    paths: LocalPaths,
+    env: Mapping[str, str],
+    timeout: float | None,
+    problems: list[str],
+    report: Reporter,
+    iso: Isolation,
+) -> tuple[list[Step], list[Step]]:
+    """Run the due lifecycle commands up to ``waitFor``; what ran, and what runs beside the
+    server (nothing when a waited-for command failed)."""
+    runtime = plan.runtime()
+    due = due_steps(runtime.steps, paths.workspace)
+    waited, background = split_for_wait(due, runtime.wait_for)
+    ran = await _lifecycle(waited, paths, env, timeout, problems, report, iso)
+    if len(ran) < len(waited):
+        return ran, []  # a waited-for command failed: the later ones do not run
+    if background:
+        names = ", ".join(step.name for step in background)
+        report.line(f"lifecycle: {names} will run in the background (.codespace-logs/)")
+    return ran, background
 
 
 async def _fetch(
@@ -452,15 +458,33 @@ def write_errors_file(prepared: Prepared, iso: Isolation | None = None) -> None:
         iso.write_file(prepared.errors_file, text)
 
 
+def _server_env(
+    plan: LaunchPlan, base_env: Mapping[str, str], env: BuiltEnv, attached: AttachResult
+) -> dict[str, str]:
+    """The plan's variables over the host's, the shared environment after the layer on PATH;
+    CODESPACE_DATASETS lists the datasets that were mounted."""
+    base_path = base_env.get("PATH", DEFAULT_PATH)
+    outer = {**base_env, "PATH": f"{env.path / 'bin'}:{base_path}"}
+    server_env = {
+        key: value for key, value in plan.server_env(outer).items() if key != DATASETS_ENV
+    }
+    server_env.update(attached.env())
+    return server_env
+
+
 async def _attach(
     plan: LaunchPlan,
     paths: LocalPaths,
-    settings: LocalDatasetSettings,
+    settings: LocalDatasetSettings | None,
+    problems: list[str],
     report: Reporter,
     iso: Isolation,
 ) -> AttachResult:
     """Mount the plan's datasets (the spec's, the form's and the pending ones; see
-    codespace.datasets.attach); the links are made as the codespace's account."""
+    codespace.datasets.attach); the links are made as the codespace's account. What could
+    not be mounted is added to ``problems``."""
+    if settings is None or not plan.datasets:
+        return AttachResult()
     timer = _Timer()
     result = await attach_datasets(
         list(plan.datasets),
@@ -473,6 +497,8 @@ async def _attach(
     names = ", ".join(a.name for a in result.attached) or "none"
     failed = f"; {len(result.problems)} not mounted" if result.problems else ""
     report.step(74, f"datasets: mounted {names}{failed} ({timer})")
+    if result.problems:
+        problems.append(_datasets_problem(result.problems, settings.catalog))
     return result
 
 
