@@ -7,8 +7,10 @@ the Fluid datasets, make sure the image exists (registry ``HEAD``, else a build 
 log streams into the progress), then set KubeSpawner's traits from the plan. Datasets a
 running codespace recorded with ``mount()`` (a ConfigMap, :mod:`codespace.kube.pending`) are
 mounted too when Bound. While the pod is pending, :meth:`is_pod_running` ends the spawn at
-once on a pull error or an unschedulable pod. The spawn form lists the namespace's Fluid
-Datasets (:meth:`render_options_form`).
+once on a pull error or an unschedulable pod, except when what it waits for is an
+*optional* GPU: then :meth:`_start` makes the pod again without the GPU (same profile, same
+image) and says so. The spawn form lists the namespace's Fluid Datasets
+(:meth:`render_options_form`).
 
 With a Git host login (:class:`~spawner.git_credentials.GitCredentialsMixin`) and a
 repository on that host, the hub's clone sends the user's token in git's environment, and the
@@ -64,7 +66,7 @@ from spawner.form import parse_form, render_form, validate_options
 from spawner.git_credentials import GitCredentialsMixin
 from spawner.kube.build import BuildFailed, run_build_job
 from spawner.kube.datasets import check_datasets, list_datasets, usable_pending
-from spawner.kube.failfast import EVENT_REASONS, WAITING_REASONS, pod_failure
+from spawner.kube.failfast import EVENT_REASONS, WAITING_REASONS, gpu_shortage, pod_failure
 from spawner.kube.form import dataset_choices
 from spawner.kube.git_secret import delete_git_secret, save_git_secret
 from spawner.kube.pending import delete_pending, read_pending
@@ -74,6 +76,11 @@ from spawner.policy import PolicyMixin, start_refused
 from spawner.progress import ProgressLog
 from spawner.ssh import kube_ssh_env
 from spawner.traits import sources_trait
+
+
+class OptionalGpuUnavailable(RuntimeError):
+    """The pod cannot be scheduled for lack of a GPU the codespace can start without."""
+
 
 KSERVE_BACKEND = "codespace.deploy.kserve_backend.KServeDeployBackend"
 FLUID_BACKEND = "codespace.datasets.fluid.FluidBackend"
@@ -173,6 +180,8 @@ class KubeCodespaceSpawner(PolicyMixin, GitCredentialsMixin, KubeSpawner):
     codespace_sources = sources_trait()
 
     codespace_plan: KubePlan | None = None
+    _replan: KubePlan | None = None  # a start's plan again, without its optional GPU
+    _progress: ProgressLog | None = None
 
     @default("start_timeout")
     def _default_start_timeout(self) -> int:
@@ -245,6 +254,10 @@ class KubeCodespaceSpawner(PolicyMixin, GitCredentialsMixin, KubeSpawner):
 
     async def load_user_options(self) -> None:
         """Plan the codespace and set KubeSpawner's traits from the plan (see module doc)."""
+        replan, self._replan = self._replan, None
+        if replan is not None:  # this start again, without an optional GPU (:meth:`_start`)
+            self._apply_plan(replan)
+            return
         self._progress = log = ProgressLog()
         try:
             options = UserOptions.model_validate(validate_options(self.user_options or {}))
@@ -519,9 +532,36 @@ class KubeCodespaceSpawner(PolicyMixin, GitCredentialsMixin, KubeSpawner):
             reason = pod_failure(
                 pod, self.events, self.fail_fast_waiting_reasons, self.fail_fast_event_reasons
             )
+            if reason and self._optional_gpu_short(reason):
+                raise OptionalGpuUnavailable(reason)
             if reason:
                 raise RuntimeError(f"The codespace cannot start: {reason}")
         return super().is_pod_running(pod)
+
+    def _optional_gpu_short(self, reason: str) -> bool:
+        plan = self.codespace_plan
+        request = plan.launch.spec.resources.gpu if plan is not None else None
+        return bool(request and request.optional and gpu_shortage(reason, plan.gpu.limits))
+
+    async def _start(self) -> Any:
+        """KubeSpawner's start; when the pod waits for an *optional* GPU that no node has
+        free, the pod is deleted and made again without the GPU (the same profile and image),
+        and the progress and ``CODESPACE_ERRORS.md`` say so."""
+        try:
+            return await super()._start()
+        except OptionalGpuUnavailable as error:
+            reason = str(error)
+        plan = self.codespace_plan
+        assert plan is not None
+        await KubeSpawner.stop(self, now=True)  # the pending pod (the Git Secret stays)
+        resources = ", ".join(plan.gpu.limits)
+        why = f"no node has {resources} free now ({reason})"
+        git_auth = self.git_auth(plan.launch.repo)
+        config = self.kube_config()
+        self._replan = make_kube_plan(plan.launch, config, self._names(), git_auth, why)
+        if self._progress is not None:
+            self._progress.step(62, f"warning: {self._replan.gpu.note}; creating the pod again")
+        return await super()._start()  # load_user_options applies the new plan
 
     def clear_state(self) -> None:
         super().clear_state()
@@ -534,8 +574,6 @@ class KubeCodespaceSpawner(PolicyMixin, GitCredentialsMixin, KubeSpawner):
                 break
             await asyncio.sleep(0.1)
         log = getattr(self, "_progress", None)
-        if log is not None:
-            async for event in log.follow():
-                yield event
-        async for event in super().progress():
+        events = super().progress() if log is None else log.then(super().progress())
+        async for event in events:
             yield event

@@ -84,3 +84,19 @@ class ProgressLog:
                 return
             self._changed.clear()
             await self._changed.wait()
+
+    async def then(
+        self, after: AsyncIterator[dict[str, object]]
+    ) -> AsyncIterator[dict[str, object]]:
+        """This log's events until it closes, then ``after``'s (KubeSpawner's pod events);
+        what this log says once closed (a pod made again) comes before the next of them."""
+        async for event in self.follow():
+            yield event
+        seen = len(self.events)
+        async for event in after:
+            for note in self.events[seen:]:
+                yield note
+            seen = len(self.events)
+            yield event
+        for note in self.events[seen:]:
+            yield note

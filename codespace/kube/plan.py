@@ -247,20 +247,27 @@ def make_kube_plan(
     config: KubeConfig,
     names: Names = Names(),
     git_auth: GitAuthRef | None = None,
+    without_gpu: str | None = None,
 ) -> KubePlan:
     """Render a launch plan into every object of a spawn.
 
     Raises GpuUnsatisfiable / PlanError / DatasetNotReady. The pod runs ``codespace-start``
     (:mod:`codespace.kube.entrypoint`) before the server: it applies the plan's runtime part,
     passed as JSON in ``CODESPACE_LAUNCH`` (the server's variables, the lifecycle commands,
-    ``CODESPACE_ERRORS.md``). ``git_auth``: the clones (the workspace's init container, the
-    build Job's) read the user's Git host token from that Secret (:mod:`codespace.kube.gitauth`).
+    ``CODESPACE_ERRORS.md``, with this plan's warnings). ``git_auth``: the clones (the
+    workspace's init container, the build Job's) read the user's Git host token from that
+    Secret (:mod:`codespace.kube.gitauth`). ``without_gpu``: why an optional GPU the profile
+    grants is dropped (the cluster has none free); the profile and the image stay the same.
     """
     codespace = launch.spec
     profile, gpu = choose_profile(codespace.resources.gpu, config.profiles, wanted=launch.profile)
-    warnings = [gpu.note] if gpu.note else []
     env_hash = launch.environment.env_hash
     image = choose_image(codespace, config, launch.repo, env_hash, gpu=gpu.granted)
+    if without_gpu is not None:
+        gpu = GpuPlan(
+            env={"CODESPACE_GPU_COUNT": "0"}, note=f"starting without a GPU: {without_gpu}"
+        )
+    warnings = [gpu.note] if gpu.note else []
     warnings += list(getattr(image, "warnings", ()))
     mounts = dataset_mounts(launch.datasets, cache_affinity=profile.datasetCacheAffinity)
     workspace = config.workspace
@@ -272,7 +279,11 @@ def make_kube_plan(
         "codespace.io/image": image.image,
     }
     runtime = launch.runtime()  # with the profile this pod runs under
-    runtime = replace(runtime, variables={**runtime.variables, "CODESPACE_PROFILE": profile.name})
+    runtime = replace(
+        runtime,
+        variables={**runtime.variables, "CODESPACE_PROFILE": profile.name},
+        warnings=(*runtime.warnings, *warnings),  # CODESPACE_ERRORS.md says them too
+    )
     env = {
         **runtime.static_env(),
         "CODESPACE_IMAGE": image.image,

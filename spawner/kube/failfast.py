@@ -66,3 +66,9 @@ def pod_failure(
         if event.get("type") == "Warning" and event.get("reason") in event_reasons:
             return f"{event['reason']}: {event.get('message', '')}"
     return None
+
+
+def gpu_shortage(reason: str, resources: Iterable[str]) -> bool:
+    """Whether ``reason`` (why a pod cannot be scheduled) is a lack of one of the GPU
+    ``resources`` it asks for: the scheduler says ``Insufficient nvidia.com/gpu``."""
+    return any(f"Insufficient {resource}" in reason for resource in resources)

@@ -232,6 +232,28 @@ def test_an_unschedulable_gpu_pod_fails_the_spawn_at_once(kube, hub, tmp_path):
     assert "jupyter-dave--gpu" not in pods(kube)  # the pending pod was deleted
 
 
+def test_an_optional_gpu_no_node_has_free_starts_the_codespace_without_it(kube, hub, tmp_path):
+    spec = "resources: {gpu: {count: 1, optional: true}}\n"
+    repo = make_repo(tmp_path / "maybe-gpu", {".codespace/codespace.yaml": spec})
+    events = hub.spawn("ivy", "gpu", {"repo": str(repo)}, timeout=120)
+    text = messages(events)
+    assert events[-1].get("ready"), text + hub.log_text()[-3000:]
+    # the progress says why: the scheduler's reason, then the start without the GPU
+    assert "starting without a GPU: no node has nvidia.com/gpu free now" in text, text
+    assert "Insufficient nvidia.com/gpu" in text
+    pod = pods(kube)["jupyter-ivy--gpu"]
+    container = pod["spec"]["containers"][0]
+    assert "nvidia.com/gpu" not in container["resources"].get("limits", {})
+    assert pod["metadata"]["labels"]["codespace.io/profile"] == "gpu"  # the profile it chose
+    env = {item["name"]: item.get("value") for item in container["env"]}
+    assert env["CODESPACE_GPU_COUNT"] == "0"
+    runtime = json.loads(env["CODESPACE_LAUNCH"])  # CODESPACE_ERRORS.md says it too
+    assert any("starting without a GPU" in warning for warning in runtime["warnings"])
+    assert env["JUPYTERHUB_DEFAULT_URL"] == "/lab/tree/CODESPACE_ERRORS.md"
+    assert hub.server_request("ivy", "gpu", "api/status").status_code == 200
+    hub.stop("ivy", "gpu")
+
+
 def test_a_failed_build_gives_a_recovery_codespace_with_its_log(kube, hub, tmp_path):
     repo = make_repo(tmp_path / "bad", {".codespace/codespace.yaml": "apt: [nosuchpackage]\n"})
     events = hub.spawn("erin", "bad", {"repo": str(repo)}, timeout=120)

@@ -6,6 +6,8 @@ import pytest
 
 from codespace.kube.config import GpuConfig, Profile, parse_config
 from codespace.kube.gpu import GpuUnsatisfiable, choose_profile, plan_gpu_for
+from codespace.kube.plan import make_kube_plan
+from codespace.launch import LAUNCH_ENV, RuntimePlan
 from codespace.options import UserOptions
 from codespace.spec.model import Codespace, GpuRequest
 from tests.helpers.k8s_schema import assert_all_valid
@@ -133,6 +135,28 @@ def test_an_optional_request_starts_without_a_gpu():
     assert chosen.name == "cpu" and not plan.granted
     assert "starting without a GPU" in plan.note
     assert plan.env == {"CODESPACE_GPU_COUNT": "0"}
+
+
+def test_an_optional_gpu_dropped_for_lack_of_a_free_one_keeps_the_profile_and_image():
+    # the spawner's second try when no node has the GPU free (spawner.kubernetes._start)
+    config = parse_config(
+        {
+            "build": {"gpuBaseImage": "registry.example.org/singleuser-gpu:1"},
+            "profiles": [{"name": "cpu", "default": True}, EXAMPLE_PROFILES[0]],
+        }
+    )
+    codespace = Codespace(resources={"gpu": {"count": 1, "optional": True}})
+    options = UserOptions(repo="https://example.org/a/b.git")
+    with_gpu = kube_plan(codespace, options, config)
+    dropped = make_kube_plan(with_gpu.launch, config, without_gpu="no node has it free")
+    assert with_gpu.gpu.granted and not dropped.gpu.granted
+    assert dropped.profile.name == "whole" and dropped.image.image == with_gpu.image.image
+    pod_env = dropped.env
+    assert pod_env["CODESPACE_GPU_COUNT"] == "0" and "CODESPACE_GPU_RESOURCE" not in pod_env
+    assert "nvidia.com/gpu" not in dropped.resources.get("limits", {})
+    note = "starting without a GPU: no node has it free"
+    assert dropped.warnings[0] == note
+    assert note in RuntimePlan.from_json(pod_env[LAUNCH_ENV]).warnings  # CODESPACE_ERRORS.md
 
 
 def test_sharing_preference_picks_the_matching_profile():

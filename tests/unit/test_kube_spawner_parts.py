@@ -8,9 +8,10 @@ import json
 import pytest
 
 from spawner.kube.build import BuildFailed, run_build_job
-from spawner.kube.failfast import pod_failure
+from spawner.kube.failfast import gpu_shortage, pod_failure
 from spawner.kube.registry import Credentials, ImageRef, image_exists
 from spawner.kubernetes import KubeCodespaceSpawner, escape_braces
+from spawner.progress import ProgressLog
 from tests.fakekube import FakeKube
 
 
@@ -46,6 +47,49 @@ def test_unschedulable_ends_the_spawn_unless_the_autoscaler_is_adding_a_node():
     ]
     assert pod_failure(pod, scale_up) is None
     assert pod_failure(pod, event_reasons=()) is None  # configured off
+
+
+def test_a_gpu_shortage_is_told_from_other_reasons_a_pod_waits():
+    reason = pod_failure(
+        pending(
+            conditions=[
+                {
+                    "type": "PodScheduled",
+                    "status": "False",
+                    "reason": "Unschedulable",
+                    "message": "0/3 nodes are available: 1 Insufficient cpu, 3 Insufficient "
+                    "nvidia.com/mig-1g.10gb.",
+                }
+            ]
+        )
+    )
+    assert gpu_shortage(reason, ["nvidia.com/mig-1g.10gb"])
+    assert not gpu_shortage(reason, ["nvidia.com/gpu"])  # not the resource this pod asks for
+    assert not gpu_shortage("0/3 nodes are available: 3 Insufficient memory.", [])
+
+
+def test_the_progress_puts_what_is_said_after_the_plan_before_the_next_pod_event():
+    async def scenario() -> list[str]:
+        log = ProgressLog()
+        log.step(2, "Reading the codespace spec")
+        log.close()
+
+        async def pod_events():
+            yield {"message": "FailedScheduling: 0/1 nodes: 1 Insufficient nvidia.com/gpu"}
+            log.step(62, "warning: starting without a GPU; creating the pod again")
+            yield {"message": "Successfully assigned jupyter-a to node-1"}
+            log.step(99, "said after the last pod event")
+
+        return [str(event["message"]) async for event in log.then(pod_events())]
+
+    said = [message.split("] ", 1)[-1] for message in asyncio.run(scenario())]
+    assert said == [
+        "Reading the codespace spec",
+        "FailedScheduling: 0/1 nodes: 1 Insufficient nvidia.com/gpu",
+        "warning: starting without a GPU; creating the pod again",
+        "Successfully assigned jupyter-a to node-1",
+        "said after the last pod event",
+    ]
 
 
 def test_a_pod_that_is_merely_pulling_is_left_alone():
