@@ -66,9 +66,10 @@ from spawner.form import parse_form, render_form, validate_options
 from spawner.git_credentials import GitCredentialsMixin
 from spawner.kube.build import BuildFailed, run_build_job
 from spawner.kube.datasets import check_datasets, list_datasets, usable_pending
-from spawner.kube.failfast import EVENT_REASONS, WAITING_REASONS, gpu_shortage, pod_failure
+from spawner.kube.failfast import EVENT_REASONS, WAITING_REASONS, pod_failure
 from spawner.kube.form import dataset_choices
 from spawner.kube.git_secret import delete_git_secret, save_git_secret
+from spawner.kube.gpu_retry import OptionalGpuRetry, OptionalGpuUnavailable
 from spawner.kube.pending import delete_pending, read_pending
 from spawner.kube.registry import Credentials, image_exists
 from spawner.metrics import count_plan, environment_lookup, image_build, watch_start
@@ -76,11 +77,6 @@ from spawner.policy import PolicyMixin, start_refused
 from spawner.progress import ProgressLog
 from spawner.ssh import kube_ssh_env
 from spawner.traits import sources_trait
-
-
-class OptionalGpuUnavailable(RuntimeError):
-    """The pod cannot be scheduled for lack of a GPU the codespace can start without."""
-
 
 KSERVE_BACKEND = "codespace.deploy.kserve_backend.KServeDeployBackend"
 FLUID_BACKEND = "codespace.datasets.fluid.FluidBackend"
@@ -123,7 +119,7 @@ def escape_braces(value: Any) -> Any:
     return value
 
 
-class KubeCodespaceSpawner(PolicyMixin, GitCredentialsMixin, KubeSpawner):
+class KubeCodespaceSpawner(PolicyMixin, GitCredentialsMixin, OptionalGpuRetry, KubeSpawner):
     """Spawn codespaces from git repositories as Kubernetes pods."""
 
     codespace_config = Dict(
@@ -537,31 +533,6 @@ class KubeCodespaceSpawner(PolicyMixin, GitCredentialsMixin, KubeSpawner):
             if reason:
                 raise RuntimeError(f"The codespace cannot start: {reason}")
         return super().is_pod_running(pod)
-
-    def _optional_gpu_short(self, reason: str) -> bool:
-        plan = self.codespace_plan
-        request = plan.launch.spec.resources.gpu if plan is not None else None
-        return bool(request and request.optional and gpu_shortage(reason, plan.gpu.limits))
-
-    async def _start(self) -> Any:
-        """KubeSpawner's start; when the pod waits for an *optional* GPU that no node has
-        free, the pod is deleted and made again without the GPU (the same profile and image),
-        and the progress and ``CODESPACE_ERRORS.md`` say so."""
-        try:
-            return await super()._start()
-        except OptionalGpuUnavailable as error:
-            reason = str(error)
-        plan = self.codespace_plan
-        assert plan is not None
-        await KubeSpawner.stop(self, now=True)  # the pending pod (the Git Secret stays)
-        resources = ", ".join(plan.gpu.limits)
-        why = f"no node has {resources} free now ({reason})"
-        git_auth = self.git_auth(plan.launch.repo)
-        config = self.kube_config()
-        self._replan = make_kube_plan(plan.launch, config, self._names(), git_auth, why)
-        if self._progress is not None:
-            self._progress.step(62, f"warning: {self._replan.gpu.note}; creating the pod again")
-        return await super()._start()  # load_user_options applies the new plan
 
     def clear_state(self) -> None:
         super().clear_state()

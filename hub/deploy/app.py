@@ -193,6 +193,14 @@ class MetricsHandler(_Handler):
         self.finish(generate_latest(REGISTRY))
 
 
+class HomeHandler(web.RequestHandler):
+    """The service's root: people go to the hub's home page (JupyterHub also checks here
+    that the service is up)."""
+
+    def get(self) -> None:
+        self.redirect(self.settings["home_url"])
+
+
 class EndpointHandler(_Handler):
     """The model's own API, for its owner or a holder of one of its share tokens."""
 
@@ -234,12 +242,17 @@ async def _now(value: Any) -> Any:
 
 
 def make_app(
-    manager: DeployManager, prefix: str, hub_auth: HubAuth, policy_file: str = ""
+    manager: DeployManager,
+    prefix: str,
+    hub_auth: HubAuth,
+    policy_file: str = "",
+    hub_home: str = "/hub/home",
 ) -> web.Application:
     prefix = "/" + prefix.strip("/") + "/"
     api = f"{prefix}api/deployments"
     return web.Application(
         [
+            (prefix, HomeHandler),
             (api, DeploymentsHandler),
             (rf"{api}/{NAME}", DeploymentHandler),
             (rf"{api}/{NAME}/logs", LogsHandler),
@@ -251,6 +264,7 @@ def make_app(
         manager=manager,
         hub_auth=hub_auth,
         policy_file=policy_file,  # the group policy (codespace.policy), "" for none
+        home_url=hub_home,
     )
 
 
@@ -264,7 +278,9 @@ def main() -> int:
     manager = DeployManager(data_dir / "deployments", data_dir / "env-cache", confiner, public)
     REGISTRY.register(metrics.DeploymentStates(manager.everyone))
     hub_auth = HubAuth(cache_max_age=60)
-    app = make_app(manager, prefix, hub_auth, os.environ.get("CODESPACE_HUB_POLICY", ""))
+    policy = os.environ.get("CODESPACE_HUB_POLICY", "")
+    home = os.environ.get("JUPYTERHUB_BASE_URL", "/").rstrip("/") + "/hub/home"
+    app = make_app(manager, prefix, hub_auth, policy, home)
     server = httpserver.HTTPServer(app, xheaders=True)
     server.listen(listen.port or 80, listen.hostname or "127.0.0.1")
     loop = ioloop.IOLoop.current()

@@ -6,6 +6,7 @@ the spawn at once with the returned reason instead of waiting for ``start_timeou
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 
 # Container "waiting" reasons that never resolve by themselves.
@@ -69,6 +70,23 @@ def pod_failure(
 
 
 def gpu_shortage(reason: str, resources: Iterable[str]) -> bool:
-    """Whether ``reason`` (why a pod cannot be scheduled) is a lack of one of the GPU
-    ``resources`` it asks for: the scheduler says ``Insufficient nvidia.com/gpu``."""
-    return any(f"Insufficient {resource}" in reason for resource in resources)
+    """Whether ``reason`` (why a pod cannot be scheduled, or why the API server refused it)
+    is a lack of one of the GPU ``resources`` it asks for: the scheduler says ``Insufficient
+    nvidia.com/gpu``, a namespace's quota ``requested: requests.nvidia.com/gpu=1`` (only the
+    entries over the quota are named)."""
+    return any(
+        f"Insufficient {resource}" in reason or f"requests.{resource}=" in reason
+        for resource in resources
+    )
+
+
+def quota_refusal(status: int, body: str | None) -> str | None:
+    """The API server's message when it refused a pod for a namespace's ResourceQuota
+    (``403``, ``exceeded quota: ...``), else None."""
+    if status != 403 or not body:
+        return None
+    try:
+        message = str(json.loads(body).get("message", ""))
+    except (ValueError, AttributeError):
+        message = body
+    return message if "exceeded quota" in message else None

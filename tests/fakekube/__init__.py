@@ -36,6 +36,9 @@ Use::
 Every method is thread-safe (it runs on the server's event loop and waits), so synchronous
 tests, a hub in a subprocess and async code can all drive it. Watchers see every change.
 
+A pod that would go over a ``ResourceQuota`` of its namespace is refused with the API
+server's ``403 exceeded quota`` (:mod:`tests.fakekube.quota`).
+
 The kubelet (``kube.kubelet``, a :class:`Kubelet`) acts on each new pod:
 
 1. *schedule*: the pod's resource limits must fit ``kubelet.capacity`` (extended resources

@@ -14,19 +14,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from codespace.kube.quantity import to_bytes, to_cores
 from tests.fakekube.errors import ApiError, now
+from tests.fakekube.quota import amount
 from tests.fakekube.store import Store
 
 DEFAULT_CAPACITY = {"cpu": "16", "memory": "64Gi", "pods": "110"}
-
-
-def _amount(resource: str, value: Any) -> float:
-    if resource == "cpu":
-        return to_cores(value)
-    if resource == "memory" or resource.endswith("storage"):
-        return float(to_bytes(value))
-    return float(value)
 
 
 class Kubelet:
@@ -90,7 +82,7 @@ class Kubelet:
         for (ns, name), pod in self.store.collection("v1", "pods").objects.items():
             if (ns, name) in self.processes and pod.get("spec", {}).get("nodeName"):
                 for resource, value in _limits(pod).items():
-                    used[resource] = used.get(resource, 0) + _amount(resource, value)
+                    used[resource] = used.get(resource, 0) + amount(resource, value)
         return used
 
     def _unschedulable(self, pod: dict) -> str | None:
@@ -105,8 +97,8 @@ class Kubelet:
         used = self._used()
         short = []
         for resource, value in sorted(_limits(pod).items()):
-            have = _amount(resource, self.capacity.get(resource, 0)) - used.get(resource, 0)
-            if _amount(resource, value) > have:
+            have = amount(resource, self.capacity.get(resource, 0)) - used.get(resource, 0)
+            if amount(resource, value) > have:
                 short.append(f"1 Insufficient {resource}")
         if short:
             return (
@@ -280,5 +272,5 @@ def _limits(pod: dict) -> dict[str, Any]:
         resources = container.get("resources") or {}
         wanted = {**(resources.get("requests") or {}), **(resources.get("limits") or {})}
         for resource, value in wanted.items():
-            total[resource] = total.get(resource, 0) + _amount(resource, value)
+            total[resource] = total.get(resource, 0) + amount(resource, value)
     return total

@@ -75,6 +75,7 @@ BUILTINS: dict[tuple[str, str], Resource] = {
         _builtin("v1", "services", "Service", True, "status"),
         _builtin("v1", "secrets", "Secret"),
         _builtin("v1", "configmaps", "ConfigMap"),
+        _builtin("v1", "resourcequotas", "ResourceQuota", True, "status"),
         _builtin("v1", "serviceaccounts", "ServiceAccount"),
         _builtin("v1", "namespaces", "Namespace", False, "status"),
         _builtin("batch/v1", "jobs", "Job", True, "status"),

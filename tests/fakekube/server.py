@@ -18,6 +18,7 @@ from aiohttp import web
 
 from tests.fakekube.errors import ApiError, now
 from tests.fakekube.kubelet import Kubelet
+from tests.fakekube.quota import check_pod_quota
 from tests.fakekube.resources import CRD_API, CRD_PLURAL, sort_versions
 from tests.fakekube.store import Store, Watcher
 
@@ -258,7 +259,10 @@ class Api:
     async def create(self, request: web.Request) -> web.Response:
         api_version, plural = _api_version(request), request.match_info["plural"]
         namespace = request.match_info.get("ns")
-        obj = self.store.create(api_version, plural, namespace, await request.json(), strict=True)
+        body = await request.json()
+        if (api_version, plural) == ("v1", "pods") and namespace:
+            check_pod_quota(self.store, namespace, body)  # admission, before anything is made
+        obj = self.store.create(api_version, plural, namespace, body, strict=True)
         if (api_version, plural) == ("batch/v1", "jobs"):
             asyncio.get_running_loop().create_task(self.fake.run_job(obj))
         return _json(obj, 201)

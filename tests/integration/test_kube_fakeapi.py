@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 
 import pytest
@@ -139,3 +140,50 @@ def test_kubelet_runs_a_pod_on_its_own_loopback_address_and_checks_claims(kube):
     assert [e["reason"] for e in events] == ["FailedScheduling"]
     assert 'persistentvolumeclaim "nope" not found' in events[0]["message"]
     kube.delete("v1", "pods", "ns", "web")
+
+
+def _pod(name: str, limits: dict[str, str]) -> dict:
+    container = {"name": "c", "image": "x", "resources": {"limits": limits}}
+    spec = {"schedulerName": "nobody", "containers": [container]}
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name}, "spec": spec}
+
+
+def test_a_pod_over_a_namespace_quota_is_refused_with_the_api_servers_message(kube):
+    kube.create(
+        {
+            "apiVersion": "v1",
+            "kind": "ResourceQuota",
+            "metadata": {"name": "team", "namespace": "ns"},
+            "spec": {"hard": {"pods": "2", "requests.nvidia.com/gpu": "0", "limits.cpu": "3"}},
+        }
+    )
+
+    async def scenario() -> list[tuple[int, str]]:
+        answers = []
+        async with await _api(kube) as api:
+            core = client.CoreV1Api(api)
+            for name, limits in [
+                ("gpu", {"nvidia.com/gpu": "1"}),
+                ("big", {"cpu": "4"}),
+                ("a", {"cpu": "1"}),
+                ("b", {"cpu": "2"}),
+                ("c", {"cpu": "100m"}),
+            ]:
+                try:
+                    await core.create_namespaced_pod("ns", _pod(name, limits))
+                    answers.append((201, name))
+                except client.ApiException as error:
+                    answers.append((error.status, json.loads(error.body)["message"]))
+        return answers
+
+    gpu, big, a, b, c = asyncio.run(scenario())
+    assert gpu == (
+        403,
+        'pods "gpu" is forbidden: exceeded quota: team, requested: '
+        "requests.nvidia.com/gpu=1, used: requests.nvidia.com/gpu=0, "
+        "limited: requests.nvidia.com/gpu=0",
+    )
+    assert big[0] == 403 and "requested: limits.cpu=4, used: limits.cpu=0, limited" in big[1]
+    assert a == (201, "a") and b == (201, "b")
+    assert c[0] == 403 and "requested: limits.cpu=0.1,pods=1, used: limits.cpu=3,pods=2" in c[1]
+    assert {p["metadata"]["name"] for p in kube.list("v1", "pods", "ns")} == {"a", "b"}

@@ -254,6 +254,46 @@ def test_an_optional_gpu_no_node_has_free_starts_the_codespace_without_it(kube, 
     hub.stop("ivy", "gpu")
 
 
+def test_a_namespace_quota_with_no_gpu_left(kube, hub, tmp_path):
+    quota = {
+        "apiVersion": "v1",
+        "kind": "ResourceQuota",
+        "metadata": {"name": "gpus", "namespace": NAMESPACE},
+        "spec": {"hard": {"requests.nvidia.com/gpu": "0"}},
+    }
+    kube.create(quota)
+    kube.kubelet.capacity["nvidia.com/gpu"] = "1"  # a node has one: only the quota says no
+    try:
+        spec = "resources: {gpu: {count: 1, optional: true}}\n"
+        optional = make_repo(tmp_path / "optional", {".codespace/codespace.yaml": spec})
+        events = hub.spawn("jack", "opt", {"repo": str(optional)}, timeout=120)
+        text = messages(events)
+        assert events[-1].get("ready"), text
+        assert (
+            "starting without a GPU: the namespace's quota has no GPU left "
+            '(pods "jupyter-jack--opt" is forbidden: exceeded quota: gpus' in text
+        ), text
+        container = pods(kube)["jupyter-jack--opt"]["spec"]["containers"][0]
+        assert "nvidia.com/gpu" not in container["resources"].get("limits", {})
+        hub.stop("jack", "opt")
+
+        required = make_repo(
+            tmp_path / "required", {".codespace/codespace.yaml": "resources: {gpu: 1}\n"}
+        )
+        events = hub.spawn("jack", "req", {"repo": str(required)}, timeout=60)
+        failure = events[-1].get("message", "")
+        assert events[-1].get("failed"), messages(events)
+        assert (
+            'The codespace cannot start: pods "jupyter-jack--req" is forbidden: exceeded quota: '
+            "gpus, requested: requests.nvidia.com/gpu=1" in failure
+        ), failure
+        assert "HTTP response headers" not in failure  # not KubeSpawner's raw ApiException
+        hub.stop("jack", "req")
+    finally:
+        kube.delete("v1", "resourcequotas", NAMESPACE, "gpus")
+        kube.kubelet.capacity.pop("nvidia.com/gpu", None)
+
+
 def test_a_failed_build_gives_a_recovery_codespace_with_its_log(kube, hub, tmp_path):
     repo = make_repo(tmp_path / "bad", {".codespace/codespace.yaml": "apt: [nosuchpackage]\n"})
     events = hub.spawn("erin", "bad", {"repo": str(repo)}, timeout=120)

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from spawner.kube.build import BuildFailed, run_build_job
-from spawner.kube.failfast import gpu_shortage, pod_failure
+from spawner.kube.failfast import gpu_shortage, pod_failure, quota_refusal
 from spawner.kube.registry import Credentials, ImageRef, image_exists
 from spawner.kubernetes import KubeCodespaceSpawner, escape_braces
 from spawner.progress import ProgressLog
@@ -66,6 +66,19 @@ def test_a_gpu_shortage_is_told_from_other_reasons_a_pod_waits():
     assert gpu_shortage(reason, ["nvidia.com/mig-1g.10gb"])
     assert not gpu_shortage(reason, ["nvidia.com/gpu"])  # not the resource this pod asks for
     assert not gpu_shortage("0/3 nodes are available: 3 Insufficient memory.", [])
+
+
+def test_a_quota_refusal_is_read_from_the_api_servers_status():
+    message = (
+        'pods "jupyter-a" is forbidden: exceeded quota: gpus, requested: '
+        "requests.nvidia.com/gpu=1, used: requests.nvidia.com/gpu=2, limited: "
+        "requests.nvidia.com/gpu=2"
+    )
+    body = json.dumps({"kind": "Status", "code": 403, "message": message})
+    assert quota_refusal(403, body) == message
+    assert gpu_shortage(message, ["nvidia.com/gpu"])
+    assert quota_refusal(403, json.dumps({"message": "pods is forbidden: RBAC"})) is None
+    assert quota_refusal(409, body) is None and quota_refusal(403, None) is None
 
 
 def test_the_progress_puts_what_is_said_after_the_plan_before_the_next_pod_event():

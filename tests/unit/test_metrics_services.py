@@ -272,6 +272,26 @@ async def test_the_deploy_service_meters_requests_and_guards_its_metrics(monkeyp
         server.stop()
 
 
+async def test_the_deploy_services_root_sends_people_to_the_hub_home() -> None:
+    # JupyterHub checks a managed service is up at its root; a 404 there logged a warning
+    # at every start
+    import hub.deploy.app as deploy_app
+
+    app = deploy_app.make_app(None, "/services/codespace-deploy/", None, hub_home="/jh/hub/home")
+    sock, port = bind_unused_port()
+    server = HTTPServer(app)
+    server.add_sockets([sock])
+    try:
+        reply = await AsyncHTTPClient().fetch(
+            f"http://127.0.0.1:{port}/services/codespace-deploy/",
+            follow_redirects=False,
+            raise_error=False,
+        )
+    finally:
+        server.stop()
+    assert reply.code == 302 and reply.headers["Location"] == "/jh/hub/home"
+
+
 # -- discovery of the codespaces' metrics ----------------------------------------------------------
 
 
