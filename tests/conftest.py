@@ -6,6 +6,8 @@ skips the test with the reason; with ``CI=true`` it fails, so CI never passes by
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import os
 import shutil
 from pathlib import Path
@@ -35,3 +37,15 @@ def require_executable(name: str, path: str | os.PathLike[str] | None = None) ->
 def node_tool(name: str) -> str:
     """Path of a tool installed by scripts/install-node.sh under .tools/node."""
     return require_executable(name, TOOLS / "node" / "node_modules" / ".bin" / name)
+
+
+@pytest.fixture
+def in_thread(jp_asyncio_loop):
+    """Run a blocking call (a stdlib client) while a jupyter_server test server answers on
+    its loop (tests that load ``pytest_jupyter.jupyter_server``)."""
+
+    def call(function, *args, **kwargs):
+        work = asyncio.to_thread(functools.partial(function, *args, **kwargs))
+        return jp_asyncio_loop.run_until_complete(work)
+
+    return call

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import functools
 import json
 import os
 import pickle
@@ -62,17 +61,6 @@ def server(jp_fetch, jp_serverapp, jp_http_port, jp_base_url, jp_root_dir, monke
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     return env
-
-
-@pytest.fixture
-def in_thread(jp_asyncio_loop):
-    """Run a blocking call (the stdlib client) while the server answers on its loop."""
-
-    def call(function, *args, **kwargs):
-        work = asyncio.to_thread(functools.partial(function, *args, **kwargs))
-        return jp_asyncio_loop.run_until_complete(work)
-
-    return call
 
 
 def received(name: str) -> list:
