@@ -39,6 +39,22 @@ def node_tool(name: str) -> str:
     return require_executable(name, TOOLS / "node" / "node_modules" / ".bin" / name)
 
 
+# -- for tests that load ``pytest_jupyter.jupyter_server`` ------------------------------------
+
+
+@pytest.fixture
+def run(jp_asyncio_loop):
+    """Run a coroutine on the test server's loop."""
+    return jp_asyncio_loop.run_until_complete
+
+
+@pytest.fixture
+def extension(jp_serverapp):
+    """Our server extension app (``extensions``) in the test server."""
+    [app] = jp_serverapp.extension_manager.extension_apps["extensions"]
+    return app
+
+
 @pytest.fixture
 def in_thread(jp_asyncio_loop):
     """Run a blocking call (a stdlib client) while a jupyter_server test server answers on

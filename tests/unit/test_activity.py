@@ -303,17 +303,6 @@ def jp_server_config(tmp_path: Path) -> dict:
     }
 
 
-@pytest.fixture
-def run(jp_asyncio_loop):
-    return jp_asyncio_loop.run_until_complete
-
-
-@pytest.fixture
-def extension(jp_serverapp):
-    [app] = jp_serverapp.extension_manager.extension_apps["extensions"]
-    return app
-
-
 async def report(jp_fetch) -> dict:
     response = await jp_fetch("codespace", "api", "activity")
     return json.loads(response.body)

@@ -84,11 +84,6 @@ def jp_server_config(tmp_path: Path) -> dict:
     }
 
 
-@pytest.fixture
-def run(jp_asyncio_loop):
-    return jp_asyncio_loop.run_until_complete
-
-
 def test_a_configured_backend_class_serves_the_rest_api(jp_fetch, run, jp_root_dir) -> None:
     response = run(jp_fetch("codespace", "api", "datasets"))
     body = json.loads(response.body)

@@ -41,11 +41,6 @@ def jp_server_config(catalog: Path, tmp_path: Path) -> dict:
 
 # pytest-asyncio (asyncio_mode=auto) would run async tests on a loop of its own, while the
 # pytest-jupyter server lives on ``jp_asyncio_loop``: tests here are sync and drive that loop.
-@pytest.fixture
-def run(jp_asyncio_loop):
-    return jp_asyncio_loop.run_until_complete
-
-
 async def fetch_json(jp_fetch, *parts, **kwargs):
     response = await jp_fetch("codespace", "api", "datasets", *parts, **kwargs)
     return response.code, json.loads(response.body)

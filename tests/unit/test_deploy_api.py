@@ -58,17 +58,6 @@ def empty_store():
     MemoryDeployBackend.reset()
 
 
-@pytest.fixture
-def run(jp_asyncio_loop):
-    return jp_asyncio_loop.run_until_complete
-
-
-@pytest.fixture
-def extension(jp_serverapp):
-    [app] = jp_serverapp.extension_manager.extension_apps["extensions"]
-    return app
-
-
 def write_models(root: Path) -> None:
     """Real model files: a scikit-learn-style pickle (what joblib and pickle write), a corrupt
     .joblib, an XGBoost JSON model, an ONNX file and an MLflow directory."""

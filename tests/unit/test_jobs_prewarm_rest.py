@@ -40,11 +40,6 @@ def jp_server_config(tmp_path: Path) -> dict:
     }
 
 
-@pytest.fixture
-def run(jp_asyncio_loop):
-    return jp_asyncio_loop.run_until_complete
-
-
 def test_a_prewarm_job_through_the_api(jp_fetch, run, tmp_path, jp_root_dir) -> None:
     run(_prewarm_job(jp_fetch, tmp_path / "cache" / "data" / "weather", jp_root_dir))
 
