@@ -206,4 +206,5 @@ class ModelServers:
             del self._stopping[key]
 
     async def stop_all(self) -> None:
-        await asyncio.gather(*(self.stop(key) for key in list({*self.running, *self._starting})))
+        keys = {*self.running, *self._starting, *self._stopping}  # a stop under way too
+        await asyncio.gather(*(self.stop(key) for key in keys))
