@@ -13,11 +13,7 @@ from tests.unit import test_jobs_sdk as sdk_tests
 
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
 # the SDK tests' server: the extension with a fast local backend, the codespace kernelspec
-jp_server_config, server, in_thread = (
-    sdk_tests.jp_server_config,
-    sdk_tests.server,
-    sdk_tests.in_thread,
-)
+jp_server_config, server = sdk_tests.jp_server_config, sdk_tests.server
 
 
 def test_the_form_reads_a_notebook_a_script_or_a_command() -> None:
