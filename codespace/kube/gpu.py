@@ -185,10 +185,15 @@ _MODES = {
 }
 
 
+def no_gpu(note: str = "") -> GpuPlan:
+    """A pod without a GPU (``CODESPACE_GPU_COUNT=0``); ``note``: why, when it asked for one."""
+    return GpuPlan(env={"CODESPACE_GPU_COUNT": "0"}, note=note)
+
+
 def plan_gpu_for(request: GpuRequest | None, profile: Profile) -> GpuPlan:
     """The GPU part of the pod for ``request`` under ``profile``; raise GpuUnsatisfiable."""
     if request is None:
-        return GpuPlan(env={"CODESPACE_GPU_COUNT": "0"})
+        return no_gpu()
     config = profile.gpu
     if config is None:
         raise GpuUnsatisfiable(f"profile {profile.name!r} has no GPUs")
@@ -235,7 +240,7 @@ def choose_profile(
     assert request is not None  # a None request always plans
     if request.optional:
         note = f"starting without a GPU: no profile can give {describe(request)}"
-        return default, GpuPlan(env={"CODESPACE_GPU_COUNT": "0"}, note=note)
+        return default, no_gpu(note)
     raise GpuUnsatisfiable(
         f"GPU request ({describe(request)}) cannot be met: " + "; ".join(reasons)
     )

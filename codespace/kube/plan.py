@@ -18,7 +18,7 @@ from codespace.datasets.mounts import DatasetMount
 from codespace.kube.build_job import build_job
 from codespace.kube.config import KubeConfig, Profile
 from codespace.kube.datasets import dataset_mounts
-from codespace.kube.gpu import GpuPlan, choose_profile
+from codespace.kube.gpu import GpuPlan, choose_profile, no_gpu
 from codespace.kube.image import ENV_PREFIX, ImageChoice, choose_image
 from codespace.kube.quantity import to_bytes, to_cores
 from codespace.kube.workspace import (
@@ -264,9 +264,7 @@ def make_kube_plan(
     env_hash = launch.environment.env_hash
     image = choose_image(codespace, config, launch.repo, env_hash, gpu=gpu.granted)
     if without_gpu is not None:
-        gpu = GpuPlan(
-            env={"CODESPACE_GPU_COUNT": "0"}, note=f"starting without a GPU: {without_gpu}"
-        )
+        gpu = no_gpu(f"starting without a GPU: {without_gpu}")
     warnings = [gpu.note] if gpu.note else []
     warnings += list(getattr(image, "warnings", ()))
     mounts = dataset_mounts(launch.datasets, cache_affinity=profile.datasetCacheAffinity)
